@@ -1,0 +1,108 @@
+//! # redress: failure handling is policy
+//!
+//! An operation's error is first *classified* into one of eight semantic classes
+//! ([`ErrorClass`]: Auth, Permission, Permanent, Concurrency, RateLimit, ServerError,
+//! Transient, Unknown), optionally with hints such as `Retry-After`. A [`Policy`] then
+//! decides what that class gets: a per-class backoff, attempt caps, a total deadline,
+//! per-attempt timeouts, a shared retry [`Budget`](budget::Budget) that stops retry storms,
+//! and a [`CircuitBreaker`](breaker::CircuitBreaker) that fails fast while a dependency is
+//! down. Every decision is observable through one hook, and every call ends with a reason.
+//!
+//! This crate is the **sans-IO core**: a pure [`PolicyMachine`] that receives
+//! [`Outcome`]s and returns [`Decision`]s. It never reads a clock, sleeps, spawns or does
+//! I/O; time ([`Instant`]) and randomness ([`rng`]) come in as arguments. Thin driver crates
+//! (`redress-blocking`, `redress-tokio`, `redress-smol`) execute the decisions; the same
+//! machine can be driven by hand with a fake clock, as here:
+//!
+//! ```
+//! use redress::{Decision, ErrorClass, Instant, Outcome, Policy, Retry, StopReason};
+//! use redress::backoff::exponential;
+//! use std::time::Duration;
+//!
+//! let policy: Policy = Retry::builder()
+//!     .max_attempts(3)
+//!     .strategy(exponential(Duration::from_millis(100), Duration::from_secs(1)))
+//!     .policy()?;
+//!
+//! let mut now = Instant::ZERO;
+//! let mut m = policy.machine();
+//! assert_eq!(m.start(now), Decision::Attempt { n: 1, deadline: Some(Instant::from_secs(60)) });
+//!
+//! // The first attempt fails with a passing fault: sleep 100 ms, then try again.
+//! let d = m.on_outcome(now, Outcome::failure(ErrorClass::Transient));
+//! assert_eq!(d, Decision::Sleep { until: Instant::from_millis(100), delay: Duration::from_millis(100) });
+//! now = Instant::from_millis(100);
+//! assert!(matches!(m.on_wake(now), Decision::Attempt { n: 2, .. }));
+//!
+//! // The second fails with a server error: 200 ms; the third is the last allowed.
+//! let d = m.on_outcome(now, Outcome::failure(ErrorClass::ServerError));
+//! assert!(matches!(d, Decision::Sleep { delay, .. } if delay == Duration::from_millis(200)));
+//! now = Instant::from_millis(300);
+//! assert!(matches!(m.on_wake(now), Decision::Attempt { n: 3, .. }));
+//! let d = m.on_outcome(now, Outcome::failure(ErrorClass::Transient));
+//! assert_eq!(d, Decision::Failed(StopReason::MaxAttempts));
+//! # Ok::<(), redress::ConfigError>(())
+//! ```
+//!
+//! ## The drive loop
+//! 1. `m.start(now)` → [`Decision::Attempt`] (or `Rejected` by an open breaker).
+//! 2. Run the attempt, within `deadline` if one is given; classify the result.
+//! 3. `m.on_outcome(now, outcome)` → `Succeeded`, `Failed(reason)`, `Rejected`,
+//!    `Attempt` (after a zero delay) or `Sleep { until, .. }`.
+//! 4. On `Sleep`, wait until `until`, then `m.on_wake(now)` → `Attempt` (go to 2) or a stop.
+//! 5. After every input, drain [`PolicyMachine::poll_event`] into [`Policy::emit`].
+//!
+//! **The machine never busy-loops**: after any input it is finished, asks for an attempt,
+//! or its [`poll_timeout`](PolicyMachine::poll_timeout) lies in the future. **Misuse is
+//! harmless**: early wake-ups and out-of-order inputs return the current decision. **Time
+//! that goes backwards is clamped**, and no input makes it panic.
+//!
+//! ## Writing your own driver
+//! A driver is the loop above plus a timer. It reads its clock (mapped onto [`Instant`],
+//! for example with [`SystemClock`]) before each input, classifies errors with a
+//! [`Classify`] implementation (such as [`classify::default_classifier`]), and, when
+//! [`Policy::needs_clock`] is false, may use [`PolicyMachine::start_untimed`] so the success
+//! path reads no clock at all. To hand retries to a job queue instead of sleeping, build
+//! the machine [`deferring`](PolicyMachine::deferring), save [`PolicyMachine::state`] and
+//! continue later with [`Policy::resume`].
+//!
+//! ## Modules
+//! - [`class`] and [`classify`]: classes, classifications, classifiers.
+//! - [`backoff`]: strategies and their formulas.
+//! - [`retry`]: retry settings, and the table of what each cap counts.
+//! - [`breaker`], [`budget`]: shared state, each opening with why it exists.
+//! - [`event`]: events and the hook. [`report`]: a structured account of a finished call.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod class;
+pub mod classify;
+pub mod decision;
+pub mod error;
+pub mod event;
+mod machine;
+mod policy;
+pub mod report;
+pub mod retry;
+pub mod rng;
+mod state;
+pub mod time;
+mod window;
+
+pub use breaker::{CircuitBreaker, CircuitState};
+pub use budget::Budget;
+pub use class::{
+    AcceptAll, ClassSet, ClassTable, Classification, Classify, ClassifyResult, ErrorClass,
+};
+pub use decision::{Decision, Outcome, StopReason};
+pub use error::ConfigError;
+pub use event::{Event, EventKind, Hook};
+pub use machine::PolicyMachine;
+pub use policy::{BreakerScope, Policy, PolicyBuilder, RetrySource};
+pub use report::CallReport;
+pub use retry::{Retry, RetryBuilder};
+pub use state::RetryState;
+pub use time::{Clock, Instant, ManualClock, SystemClock};

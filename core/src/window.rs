@@ -1,0 +1,112 @@
+//! Time-bucketed counters: fixed memory for "how many in the last window", shared by the
+//! breaker's failure-rate mode and the budgets.
+//!
+//! Each slot holds `epoch << 24 | count`, where the epoch is `now / width`. Adding to a slot
+//! that holds an older epoch restarts it; a count for an epoch older than the slot's is
+//! dropped (it arrived after its bucket was reused). Counts saturate at 2²⁴ − 1 per bucket.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::time::Instant;
+
+const EPOCH_SHIFT: u32 = 24;
+const COUNT_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
+const EPOCH_MASK: u64 = (1 << (64 - EPOCH_SHIFT)) - 1;
+
+/// A ring of `len` time buckets, each `width` nanoseconds wide.
+#[derive(Debug)]
+pub(crate) struct Buckets {
+    slots: Box<[AtomicU64]>,
+    width: u64,
+}
+
+impl Buckets {
+    /// `len` buckets of `width_nanos` each (both at least 1).
+    pub(crate) fn new(len: usize, width_nanos: u64) -> Self {
+        Self {
+            slots: (0..len.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            width: width_nanos.max(1),
+        }
+    }
+
+    fn epoch(&self, now: Instant) -> u64 {
+        (now.as_nanos() / self.width) & EPOCH_MASK
+    }
+
+    /// Adds `n` to the bucket of `now`.
+    pub(crate) fn add(&self, now: Instant, n: u64) {
+        let epoch = self.epoch(now);
+        let slot = &self.slots[(epoch % self.slots.len() as u64) as usize];
+        let mut cur = slot.load(Ordering::Relaxed);
+        loop {
+            let slot_epoch = cur >> EPOCH_SHIFT;
+            let new = if slot_epoch == epoch {
+                epoch << EPOCH_SHIFT | ((cur & COUNT_MASK) + n).min(COUNT_MASK)
+            } else if slot_epoch > epoch {
+                return;
+            } else {
+                epoch << EPOCH_SHIFT | n.min(COUNT_MASK)
+            };
+            if new == cur {
+                return;
+            }
+            match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    /// The sum of the buckets of the last `len` epochs up to and including `now`'s.
+    pub(crate) fn sum(&self, now: Instant) -> u64 {
+        let epoch = self.epoch(now);
+        let len = self.slots.len() as u64;
+        self.slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|v| {
+                let e = v >> EPOCH_SHIFT;
+                e <= epoch && epoch - e < len
+            })
+            .map(|v| v & COUNT_MASK)
+            .sum()
+    }
+
+    /// Empties every bucket.
+    pub(crate) fn clear(&self) {
+        for s in self.slots.iter() {
+            s.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_within_the_ring_and_forgets_older_epochs() {
+        let b = Buckets::new(4, 10);
+        b.add(Instant::from_nanos(0), 1);
+        b.add(Instant::from_nanos(15), 2);
+        b.add(Instant::from_nanos(35), 3);
+        assert_eq!(b.sum(Instant::from_nanos(39)), 6);
+        assert_eq!(b.sum(Instant::from_nanos(40)), 5, "epoch 0 left the ring");
+        // A late add for an epoch whose slot was reused is dropped.
+        b.add(Instant::from_nanos(45), 1);
+        b.add(Instant::from_nanos(5), 100);
+        assert_eq!(b.sum(Instant::from_nanos(45)), 6);
+        b.clear();
+        assert_eq!(b.sum(Instant::from_nanos(45)), 0);
+    }
+
+    #[test]
+    fn counts_saturate_instead_of_overflowing_into_the_epoch() {
+        let b = Buckets::new(1, 10);
+        b.add(Instant::ZERO, u64::MAX);
+        b.add(Instant::ZERO, 5);
+        assert_eq!(b.sum(Instant::ZERO), COUNT_MASK);
+        b.add(Instant::MAX, 1);
+        assert_eq!(b.sum(Instant::MAX), 1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers of redress's scenario, property and conformance tests.
