@@ -54,3 +54,140 @@ pub(crate) fn ensure(
         Err(ConfigError::new(field, value, rule))
     }
 }
+
+/// What the last attempt of a failed call left behind.
+#[derive(Debug)]
+pub enum LastFailure<E, V> {
+    /// No attempt ran (the breaker refused the first, or the call was aborted first).
+    Nothing,
+    /// The last attempt returned this error.
+    Error(E),
+    /// The last attempt returned this value, which the result classifier called a failure.
+    Value(V),
+    /// The last attempt ran past its time limit.
+    TimedOut,
+}
+
+/// A call that stopped without success: why, after how many attempts, and what the last
+/// attempt returned.
+///
+/// `V` is the type of `Ok` values a result classifier may reject; it is
+/// [`Infallible`](std::convert::Infallible) for calls without one.
+pub struct RetryError<E, V = std::convert::Infallible> {
+    pub(crate) reason: crate::StopReason,
+    pub(crate) attempts: u32,
+    pub(crate) last_class: Option<crate::ErrorClass>,
+    pub(crate) last: LastFailure<E, V>,
+    pub(crate) state: Option<crate::RetryState>,
+}
+
+impl<E, V> RetryError<E, V> {
+    /// Assembles an error (drivers do this).
+    pub fn new(
+        reason: crate::StopReason,
+        attempts: u32,
+        last_class: Option<crate::ErrorClass>,
+        last: LastFailure<E, V>,
+    ) -> Self {
+        Self {
+            reason,
+            attempts,
+            last_class,
+            last,
+            state: None,
+        }
+    }
+
+    /// The same error carrying the call's pending state (deferred calls).
+    pub fn with_state(mut self, state: crate::RetryState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Why the call stopped.
+    pub fn reason(&self) -> crate::StopReason {
+        self.reason
+    }
+
+    /// Attempts that ran.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The class of the last failure.
+    pub fn last_class(&self) -> Option<crate::ErrorClass> {
+        self.last_class
+    }
+
+    /// What the last attempt left behind.
+    pub fn last(&self) -> &LastFailure<E, V> {
+        &self.last
+    }
+
+    /// The last error, if the last attempt returned one.
+    pub fn error(&self) -> Option<&E> {
+        match &self.last {
+            LastFailure::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The last error, by value.
+    pub fn into_inner(self) -> Option<E> {
+        match self.last {
+            LastFailure::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The last rejected `Ok` value, by value.
+    pub fn into_value(self) -> Option<V> {
+        match self.last {
+            LastFailure::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The pending state of a deferred call, to resume it later.
+    pub fn state(&self) -> Option<&crate::RetryState> {
+        self.state.as_ref()
+    }
+
+    /// Whether the breaker refused the call.
+    pub fn is_circuit_open(&self) -> bool {
+        matches!(self.reason, crate::StopReason::CircuitOpen { .. })
+    }
+}
+
+impl<E: fmt::Debug, V> fmt::Debug for RetryError<E, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryError")
+            .field("reason", &self.reason)
+            .field("attempts", &self.attempts)
+            .field("last_class", &self.last_class)
+            .field("error", &self.error())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: fmt::Display, V> fmt::Display for RetryError<E, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gave up after {} attempt", self.attempts)?;
+        if self.attempts != 1 {
+            f.write_str("s")?;
+        }
+        write!(f, ": {}", self.reason)?;
+        match &self.last {
+            LastFailure::Error(e) => write!(f, "; last error: {e}"),
+            LastFailure::Value(_) => f.write_str("; last result was rejected"),
+            LastFailure::TimedOut => f.write_str("; last attempt timed out"),
+            LastFailure::Nothing => Ok(()),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static, V> std::error::Error for RetryError<E, V> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|e| e as _)
+    }
+}

@@ -81,6 +81,7 @@ pub mod budget;
 pub mod class;
 pub mod classify;
 pub mod decision;
+pub mod drive;
 pub mod error;
 pub mod event;
 mod machine;
@@ -97,8 +98,12 @@ pub use budget::Budget;
 pub use class::{
     AcceptAll, ClassSet, ClassTable, Classification, Classify, ClassifyResult, ErrorClass,
 };
+pub use classify::{
+    ChainClassifier, Classified, ClassifyError, StatusCode, default_classifier, strict_classifier,
+};
 pub use decision::{Decision, Outcome, StopReason};
-pub use error::ConfigError;
+pub use drive::{AbortHandle, Attempt, CallContext};
+pub use error::{ConfigError, LastFailure, RetryError};
 pub use event::{Event, EventKind, Hook};
 pub use machine::PolicyMachine;
 pub use policy::{BreakerScope, Policy, PolicyBuilder, RetrySource};

@@ -22,7 +22,10 @@
 //! | [`constant(d)`](constant) | `d` |
 //! | [`token_backoff(base, max)`](token_backoff) | `cap = min(max, base·1.5ⁿ)`; `U(cap/2, cap)` |
 //! | [`retry_after_or(fallback)`](retry_after_or) | hint present: `min(max, hint) + U(0, jitter)`; else `fallback` |
-//! | [`adaptive(fallback)`](adaptive) | `fallback · m`, `m` grows while the recent failure rate exceeds a target |
+//! | [`adaptive(fallback)`](adaptive()) | `fallback · m`, `m` grows while the recent failure rate exceeds a target |
+//!
+//! To honour server hints *and* adapt, nest as `retry_after_or(adaptive(fallback))`: the
+//! other order would multiply the server's own hint.
 
 use core::fmt;
 use core::time::Duration;
@@ -137,7 +140,7 @@ pub trait Backoff: Send + Sync {
         let _ = (now, failed);
     }
 
-    /// A short human description with parameters, such as `equal_jitter(250ms, 30s)`.
+    /// A short human description with parameters, such as `equal_jitter(base=250ms, max=30s)`.
     fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("custom")
     }

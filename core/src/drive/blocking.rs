@@ -1,0 +1,104 @@
+//! The blocking loop.
+
+use crate::class::Classify;
+use crate::drive::step::{Next, Run};
+use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
+use crate::error::RetryError;
+use crate::report::CallReport;
+use crate::state::RetryState;
+use crate::time::{Clock, Instant, ManualClock, SystemClock};
+
+/// A clock and a way to wait on it, for [`run_blocking`].
+pub trait Sleeper {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Blocks until `until`, or until `abort` fires.
+    fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>);
+}
+
+/// The real clock and `std::thread::sleep`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadSleeper;
+
+impl Sleeper for ThreadSleeper {
+    fn now(&self) -> Instant {
+        SystemClock.now()
+    }
+
+    fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
+        let d = until.saturating_duration_since(self.now());
+        match abort {
+            Some(h) => {
+                h.wait_timeout(d);
+            }
+            None => std::thread::sleep(d),
+        }
+    }
+}
+
+/// A fake clock whose sleeps return at once, moving the clock to the sleep's end: tests
+/// run a whole retry schedule without waiting. Also an async [`Timer`](crate::drive::Timer).
+#[derive(Clone, Debug, Default)]
+pub struct ManualSleeper {
+    /// The clock it moves.
+    pub clock: ManualClock,
+}
+
+impl ManualSleeper {
+    /// A sleeper over `clock`.
+    pub fn new(clock: ManualClock) -> Self {
+        Self { clock }
+    }
+
+    pub(crate) fn skip_to(&self, until: Instant) {
+        if until > self.clock.now() {
+            self.clock.set(until);
+        }
+    }
+}
+
+impl Sleeper for ManualSleeper {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn sleep_until(&self, until: Instant, _abort: Option<&AbortHandle>) {
+        self.skip_to(until);
+    }
+}
+
+/// Runs one call of `op` through `ctx`, sleeping with `sleeper`.
+///
+/// `resume` continues a deferred call; `report`, if given, receives every event.
+///
+/// # Errors
+/// A [`RetryError`] saying why the call stopped without success.
+pub fn run_blocking<T, E, F, C, R, S>(
+    ctx: &CallContext<'_, C, R>,
+    sleeper: &S,
+    resume: Option<&RetryState>,
+    report: Option<&mut CallReport>,
+    mut op: F,
+) -> Result<T, RetryError<E, R::Kept>>
+where
+    F: FnMut(Attempt) -> Result<T, E>,
+    C: Classify<E>,
+    R: ResultCheck<T>,
+    S: Sleeper + ?Sized,
+{
+    let mut run = Run::new(ctx, resume, report);
+    let mut next = run.start(|| sleeper.now());
+    loop {
+        next = match next {
+            Next::Attempt(a) => match run.finish(|| sleeper.now(), op(a)) {
+                Ok(v) => return Ok(v),
+                Err(next) => next,
+            },
+            Next::Sleep(until) => {
+                sleeper.sleep_until(until, ctx.abort.as_ref());
+                run.wake(sleeper.now())
+            }
+            Next::Done => return Err(run.into_error()),
+        };
+    }
+}

@@ -1,0 +1,105 @@
+//! The async loop, shared by every async driver.
+
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
+
+use crate::class::Classify;
+use crate::drive::blocking::ManualSleeper;
+use crate::drive::step::{Next, Run};
+use crate::drive::{Attempt, CallContext, ResultCheck};
+use crate::error::RetryError;
+use crate::report::CallReport;
+use crate::state::RetryState;
+use crate::time::{Clock, Instant};
+
+/// A runtime's clock and timer, for [`run_async`].
+pub trait Timer {
+    /// The future of a sleep.
+    type Sleep: Future<Output = ()>;
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// A future that completes at `until`.
+    fn sleep_until(&self, until: Instant) -> Self::Sleep;
+}
+
+impl Timer for ManualSleeper {
+    type Sleep = core::future::Ready<()>;
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+    fn sleep_until(&self, until: Instant) -> Self::Sleep {
+        self.skip_to(until);
+        core::future::ready(())
+    }
+}
+
+/// Polls `a` and `b` together; `Some` with `a`'s output if it finished first.
+async fn race<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs one call of the async operation `op` through `ctx` on `timer`.
+///
+/// Each attempt is raced against its time limit (a timed-out attempt is dropped and
+/// reported as [`Outcome::TimedOut`](crate::Outcome::TimedOut)); sleeps are raced against
+/// the context's abort handle. Dropping the returned future at any await point drops the
+/// machine, which releases its breaker permit: nothing is counted twice and no probe slot
+/// is lost.
+///
+/// # Errors
+/// A [`RetryError`] saying why the call stopped without success.
+pub async fn run_async<T, E, F, C, R, Tm>(
+    ctx: &CallContext<'_, C, R>,
+    timer: &Tm,
+    resume: Option<&RetryState>,
+    report: Option<&mut CallReport>,
+    mut op: F,
+) -> Result<T, RetryError<E, R::Kept>>
+where
+    F: AsyncFnMut(Attempt) -> Result<T, E>,
+    C: Classify<E>,
+    R: ResultCheck<T>,
+    Tm: Timer + ?Sized,
+{
+    let mut run = Run::new(ctx, resume, report);
+    let mut next = run.start(|| timer.now());
+    loop {
+        next = match next {
+            Next::Attempt(a) => {
+                let result = match a.deadline {
+                    None => Some(op(a).await),
+                    Some(t) => race(op(a), timer.sleep_until(t)).await,
+                };
+                match result {
+                    Some(r) => match run.finish(|| timer.now(), r) {
+                        Ok(v) => return Ok(v),
+                        Err(next) => next,
+                    },
+                    None => run.timed_out(timer.now()),
+                }
+            }
+            Next::Sleep(until) => {
+                match &ctx.abort {
+                    Some(h) => {
+                        race(timer.sleep_until(until), h.aborted()).await;
+                    }
+                    None => timer.sleep_until(until).await,
+                }
+                run.wake(timer.now())
+            }
+            Next::Done => return Err(run.into_error()),
+        };
+    }
+}

@@ -1,0 +1,196 @@
+//! One call in progress: the machine plus what the driver loop needs around it.
+
+use crate::class::Classify;
+use crate::decision::{Decision, Outcome, StopReason};
+use crate::drive::{Attempt, CallContext, ResultCheck, SleepInfo, SleepVerdict};
+use crate::error::{LastFailure, RetryError};
+use crate::machine::PolicyMachine;
+use crate::report::CallReport;
+use crate::state::RetryState;
+use crate::time::Instant;
+
+/// What the loop does next.
+pub(crate) enum Next {
+    Attempt(Attempt),
+    Sleep(Instant),
+    Done,
+}
+
+pub(crate) struct Run<'a, 'p, C, R, E, V> {
+    ctx: &'a CallContext<'p, C, R>,
+    m: PolicyMachine<'a>,
+    last: LastFailure<E, V>,
+    report: Option<&'a mut CallReport>,
+    announced_sleep: Option<Instant>,
+    observe: bool,
+}
+
+impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
+    pub(crate) fn new(
+        ctx: &'a CallContext<'p, C, R>,
+        resume: Option<&RetryState>,
+        report: Option<&'a mut CallReport>,
+    ) -> Self {
+        let policy = ctx.policy;
+        let m = match resume {
+            Some(s) => PolicyMachine::resume(policy, s),
+            None => PolicyMachine::new(policy),
+        };
+        let m = match &ctx.operation {
+            Some(op) => m.with_operation(op),
+            None => m,
+        };
+        Self {
+            observe: policy.has_hook() || report.is_some(),
+            m: m.deferring(ctx.defer),
+            ctx,
+            last: LastFailure::Nothing,
+            report,
+            announced_sleep: None,
+        }
+    }
+
+    /// Starts the call, reading the clock only if the policy needs it.
+    pub(crate) fn start(&mut self, now: impl Fn() -> Instant) -> Next {
+        let (d, t) = if self.ctx.policy.needs_clock() {
+            let t = now();
+            (self.m.start(t), t)
+        } else {
+            (self.m.start_untimed(), Instant::ZERO)
+        };
+        self.handle(d, t)
+    }
+
+    /// Reports an attempt's result; `Ok(value)` ends the call with success.
+    pub(crate) fn finish<T>(
+        &mut self,
+        now: impl Fn() -> Instant,
+        result: Result<T, E>,
+    ) -> Result<T, Next>
+    where
+        C: Classify<E>,
+        R: ResultCheck<T, Kept = V>,
+    {
+        let checked = result.map(|v| self.ctx.result.check(v));
+        let (outcome, kept) = match checked {
+            Ok(Ok(v)) => {
+                let t = if self.m.is_timed() {
+                    now()
+                } else {
+                    Instant::ZERO
+                };
+                let d = self.m.on_outcome(t, Outcome::Success);
+                self.handle(d, t);
+                return Ok(v);
+            }
+            Ok(Err((c, v))) => (Outcome::Failure(c), LastFailure::Value(v)),
+            Err(e) => (
+                Outcome::Failure(self.ctx.classifier.classify(&e)),
+                LastFailure::Error(e),
+            ),
+        };
+        self.last = kept;
+        let t = now();
+        let d = self.m.on_outcome(t, outcome);
+        Err(self.handle(d, t))
+    }
+
+    /// Reports that the running attempt passed its time limit.
+    pub(crate) fn timed_out(&mut self, now: Instant) -> Next {
+        self.last = LastFailure::TimedOut;
+        let d = self.m.on_outcome(now, Outcome::TimedOut);
+        self.handle(d, now)
+    }
+
+    /// Wakes after a sleep (early wake-ups just ask to sleep again).
+    pub(crate) fn wake(&mut self, now: Instant) -> Next {
+        if self.aborted() {
+            let d = self.m.abort(now);
+            return self.handle(d, now);
+        }
+        let d = self.m.on_wake(now);
+        self.handle(d, now)
+    }
+
+    /// The error of a call that ended without success.
+    pub(crate) fn into_error(self) -> RetryError<E, V> {
+        let reason = self.m.stop_reason().unwrap_or(StopReason::Aborted);
+        let err = RetryError::new(reason, self.m.attempt(), self.m.last_class(), self.last);
+        match reason {
+            StopReason::Deferred { .. } => err.with_state(self.m.state()),
+            _ => err,
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        self.ctx.abort.as_ref().is_some_and(|a| a.is_aborted())
+    }
+
+    fn drain(&mut self) {
+        if !self.observe {
+            return;
+        }
+        while let Some(e) = self.m.poll_event() {
+            self.ctx.policy.emit(&e);
+            if let Some(r) = self.report.as_deref_mut() {
+                r.observe(&e);
+            }
+        }
+    }
+
+    fn handle(&mut self, mut d: Decision, now: Instant) -> Next {
+        loop {
+            self.drain();
+            match d {
+                Decision::Attempt { n, deadline } => {
+                    if self.aborted() {
+                        d = self.m.abort(now);
+                        continue;
+                    }
+                    let a = Attempt {
+                        n,
+                        deadline,
+                        time_limit: deadline.map(|t| t.saturating_duration_since(now)),
+                    };
+                    self.ctx.run_on_attempt(&a);
+                    return Next::Attempt(a);
+                }
+                Decision::Sleep { until, delay } => {
+                    if self.announced_sleep == Some(until) {
+                        return Next::Sleep(until);
+                    }
+                    let info = SleepInfo {
+                        attempt: self.m.attempt(),
+                        class: self.m.last_class(),
+                        delay,
+                        until,
+                    };
+                    match self.ctx.run_before_sleep(&info) {
+                        SleepVerdict::Sleep => {}
+                        SleepVerdict::Shorten(max) => {
+                            d = self.m.reschedule(now.saturating_add(max));
+                            if let Decision::Sleep { until, .. } = d
+                                && until <= now
+                            {
+                                d = self.m.on_wake(now);
+                                continue;
+                            }
+                        }
+                        SleepVerdict::Abort => {
+                            d = self.m.abort(now);
+                            continue;
+                        }
+                    }
+                    let Decision::Sleep { until, .. } = d else {
+                        continue;
+                    };
+                    self.announced_sleep = Some(until);
+                    return Next::Sleep(until);
+                }
+                Decision::Rejected { .. } | Decision::Succeeded | Decision::Failed(_) => {
+                    return Next::Done;
+                }
+            }
+        }
+    }
+}
