@@ -132,6 +132,14 @@ impl<E, V> RetryError<E, V> {
         }
     }
 
+    /// The last rejected `Ok` value, if the result classifier rejected the last attempt's.
+    pub fn value(&self) -> Option<&V> {
+        match &self.last {
+            LastFailure::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The last error, by value.
     pub fn into_inner(self) -> Option<E> {
         match self.last {

@@ -1,0 +1,1 @@
+//! Runnable examples of redress; see the `[[example]]` entries of this package.
