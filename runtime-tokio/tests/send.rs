@@ -8,9 +8,10 @@ use redress_tokio::{RetryExt, RunAsync};
 async fn call_futures_are_send() {
     let policy = Policy::default();
     let p = policy.clone();
-    let a = tokio::spawn(async move {
-        redress_tokio::call(&p, async |_| Ok::<_, std::io::Error>(1)).await
-    });
+    let a =
+        tokio::spawn(
+            async move { redress_tokio::call(&p, async |_| Ok::<_, std::io::Error>(1)).await },
+        );
     let p = policy.clone();
     let b = tokio::spawn(async move {
         let ctx = p.context("op");
