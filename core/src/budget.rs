@@ -26,6 +26,7 @@
 
 use core::time::Duration;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::class::{ClassTable, ErrorClass};
 use crate::error::{ConfigError, ensure};
@@ -141,6 +142,7 @@ impl BudgetBuilder {
             kind: self.kind,
             costs: self.costs,
             withdrawn: Mutex::new(Buckets::new(len, width)),
+            latest: AtomicU64::new(0),
             deposits,
         })
     }
@@ -154,6 +156,9 @@ pub struct Budget {
     kind: BudgetKind,
     costs: ClassTable<Option<u32>>,
     withdrawn: Mutex<Buckets>,
+    /// The latest instant (nanos) a withdrawal was checked at; written under `withdrawn`'s
+    /// lock.
+    latest: AtomicU64,
     deposits: Option<Buckets>,
 }
 
@@ -207,7 +212,8 @@ impl Budget {
     }
 
     /// Withdraws the cost of one retry of `class` at `now`; false if the budget cannot
-    /// afford it (nothing is withdrawn then).
+    /// afford it (nothing is withdrawn then). A `now` earlier than one already withdrawn at
+    /// (a caller that read its clock before another's withdrawal) is clamped to it.
     pub fn withdraw(&self, now: Instant, class: ErrorClass) -> bool {
         let Some(cost) = self.costs[class] else {
             return false;
@@ -216,6 +222,13 @@ impl Budget {
             return true;
         }
         let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+        // Clamped, so the withdrawal lands in a bucket every later check counts; an older
+        // `now` would neither see newer withdrawals nor be recorded.
+        let now = Instant::from_nanos(
+            self.latest
+                .fetch_max(now.as_nanos(), Ordering::Relaxed)
+                .max(now.as_nanos()),
+        );
         if withdrawn.sum(now) + u64::from(cost) > self.capacity(now) {
             return false;
         }
@@ -223,9 +236,10 @@ impl Budget {
         true
     }
 
-    /// Cost units that could be withdrawn at `now`.
+    /// Cost units that could be withdrawn at `now` (clamped like [`withdraw`](Self::withdraw)'s).
     pub fn remaining(&self, now: Instant) -> u64 {
         let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));
         self.capacity(now).saturating_sub(withdrawn.sum(now))
     }
 

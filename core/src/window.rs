@@ -1,9 +1,10 @@
 //! Time-bucketed counters: fixed memory for "how many in the last window", shared by the
 //! breaker's failure-rate mode and the budgets.
 //!
-//! Each slot holds `epoch << 24 | count`, where the epoch is `now / width`. Adding to a slot
-//! that holds an older epoch restarts it; a count for an epoch older than the slot's is
-//! dropped (it arrived after its bucket was reused). Counts saturate at 2²⁴ − 1 per bucket.
+//! Each slot holds `epoch << 24 | count`, where the epoch is `now / width` (saturating at
+//! 2⁴⁰ − 1, so epochs never wrap). Adding to a slot that holds an older epoch restarts it; a
+//! count for an epoch older than the slot's is dropped (it arrived after its bucket was
+//! reused). Counts saturate at 2²⁴ − 1 per bucket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,7 +31,9 @@ impl Buckets {
     }
 
     fn epoch(&self, now: Instant) -> u64 {
-        (now.as_nanos() / self.width) & EPOCH_MASK
+        // Saturate, never wrap: a wrapped epoch would look older than the slots it should
+        // replace, so its counts would be dropped and a budget would stop counting.
+        (now.as_nanos() / self.width).min(EPOCH_MASK)
     }
 
     /// Adds `n` to the bucket of `now`.
