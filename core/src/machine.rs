@@ -353,10 +353,11 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         let Decision::Sleep { until, .. } = self.decision else {
             return self.decision;
         };
-        let now = self.advance(now);
-        if now < until {
+        // An early wake-up is not recorded as the latest time seen: it changes nothing.
+        if now.max(self.last_now) < until {
             return self.decision;
         }
+        let now = self.advance(now);
         self.clear_events();
         self.wake(now)
     }
@@ -375,20 +376,28 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 
     /// Moves the end of the current sleep to `until` if that is earlier (a `before_sleep`
-    /// hook shortening a sleep). Returns the new decision; no effect unless sleeping.
-    pub fn reschedule(&mut self, until: Instant) -> Decision {
-        if let (Phase::Sleeping, Decision::Sleep { until: old, delay }) =
-            (self.phase, self.decision)
-            && until < old
-        {
-            let until = until.max(self.last_now);
-            let shortened = old.saturating_duration_since(until);
-            self.total_sleep = self.total_sleep.saturating_sub(shortened);
-            self.prev_sleep = Some(delay.saturating_sub(shortened));
-            self.decision = Decision::Sleep {
-                until,
-                delay: delay.saturating_sub(shortened),
-            };
+    /// hook shortening a sleep). A new end at or before `now` ends the sleep at once (the
+    /// result is then that of [`on_wake`](Self::on_wake)). No effect unless sleeping.
+    pub fn reschedule(&mut self, now: Instant, until: Instant) -> Decision {
+        let (Phase::Sleeping, Decision::Sleep { until: old, delay }) = (self.phase, self.decision)
+        else {
+            return self.decision;
+        };
+        if until >= old {
+            return self.decision;
+        }
+        let now = self.advance(now);
+        let until = until.max(now);
+        let shortened = old.saturating_duration_since(until);
+        self.total_sleep = self.total_sleep.saturating_sub(shortened);
+        self.prev_sleep = Some(delay.saturating_sub(shortened));
+        self.decision = Decision::Sleep {
+            until,
+            delay: delay.saturating_sub(shortened),
+        };
+        if until <= now {
+            self.clear_events();
+            return self.wake(now);
         }
         self.decision
     }
@@ -498,8 +507,9 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             Some(class),
             now,
         );
-        if delay.is_zero() {
-            // A zero delay never reaches the driver's timer.
+        if delay.is_zero() || until <= now {
+            // A zero delay never reaches the driver's timer, nor does one the clock cannot
+            // express (`now` is already `Instant::MAX`): a sleep must end after `now`.
             return self.wake(now);
         }
         self.phase = Phase::Sleeping;

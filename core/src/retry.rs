@@ -7,17 +7,21 @@
 //!
 //! | setting | default | the call stops when… | stop reason |
 //! |---|---|---|---|
-//! | `max_attempts` | 6 | this many attempts have run and the last failed | `MaxAttempts` |
-//! | `max_unknown_attempts` | 2 | this many attempts have ended in `Unknown` | `MaxUnknownAttempts` |
+//! | `non_retryable` | Auth, Permission, Permanent | an attempt ends in one of these classes | `NonRetryable(c)` |
 //! | `class_max_attempts(c, n)` | none | `n` attempts have ended in class `c` | `MaxAttemptsForClass(c)` |
+//! | `max_unknown_attempts` | 2 | this many attempts have ended in `Unknown` | `MaxUnknownAttempts` |
+//! | `max_attempts` | 6 | this many attempts have run and the last failed | `MaxAttempts` |
+//! | strategies | `decorrelated_jitter` for every class | the failure's class has no strategy | `NoStrategy(c)` |
 //! | `deadline` | 60 s | the deadline has passed, or the next sleep would end at or past it | `DeadlineExceeded` |
 //! | `predict_deadline` | off | the next sleep plus the typical attempt time would end past the deadline | `DeadlineUnreachable` |
-//! | `non_retryable` | Auth, Permission, Permanent | an attempt ends in one of these classes | `NonRetryable(c)` |
 //! | budget | none | the shared budget cannot afford the retry | `BudgetExhausted` |
 //!
 //! So `max_attempts(3)` means the operation runs at most three times (two retries), and
 //! `max_unknown_attempts(2)` means a second `Unknown` failure ends the call. The checks run
-//! in the table's order, *before* any delay is computed or announced, so the last allowed
+//! in the table's order and the first that fails names the stop reason (so a Permanent
+//! failure of the only allowed attempt stops with `NonRetryable`, the more specific
+//! reason). The first five run before any delay is computed; the deadline checks need the
+//! delay (computed, never announced); the budget is charged last. So the last allowed
 //! failure never emits a retry event, spends budget, feeds adaptive state or sleeps.
 
 use core::time::Duration;

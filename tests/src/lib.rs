@@ -1,1 +1,3 @@
 //! Shared helpers of redress's scenario, property and conformance tests.
+
+pub mod scenario;

@@ -168,11 +168,8 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
                     match self.ctx.run_before_sleep(&info) {
                         SleepVerdict::Sleep => {}
                         SleepVerdict::Shorten(max) => {
-                            d = self.m.reschedule(now.saturating_add(max));
-                            if let Decision::Sleep { until, .. } = d
-                                && until <= now
-                            {
-                                d = self.m.on_wake(now);
+                            d = self.m.reschedule(now, now.saturating_add(max));
+                            if !matches!(d, Decision::Sleep { .. }) {
                                 continue;
                             }
                         }
