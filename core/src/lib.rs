@@ -72,6 +72,8 @@
 //! - [`retry`]: retry settings, and the table of what each cap counts.
 //! - [`breaker`], [`budget`]: shared state, each opening with why it exists.
 //! - [`event`]: events and the hook. [`report`]: a structured account of a finished call.
+//! - `config` and `doctor` (feature `serde`): policy files in TOML or JSON with located
+//!   errors, and a linter of their settings.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -80,7 +82,11 @@ pub mod breaker;
 pub mod budget;
 pub mod class;
 pub mod classify;
+#[cfg(feature = "serde")]
+pub mod config;
 pub mod decision;
+#[cfg(feature = "serde")]
+pub mod doctor;
 pub mod drive;
 pub mod error;
 pub mod event;
