@@ -1,6 +1,7 @@
 //! A blocking call with a per-class policy, an operation name and a tracing-style hook.
 //!
 //! `cargo run -p redress-examples --example blocking`
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::time::Duration;

@@ -1,1 +1,2 @@
 //! Runnable examples of redress; see the `[[example]]` entries of this package.
+#![forbid(unsafe_code)]

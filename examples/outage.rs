@@ -7,6 +7,7 @@
 //! breaker also stops first attempts while the dependency is down.
 //!
 //! `cargo run --release -p redress-examples --example outage`
+#![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};

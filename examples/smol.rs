@@ -1,6 +1,7 @@
 //! The same policy driven by smol and by async-std's executor.
 //!
 //! `cargo run -p redress-examples --example smol`
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

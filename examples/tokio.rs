@@ -1,6 +1,7 @@
 //! An async call on tokio with a per-attempt timeout and a `&mut` borrow across attempts.
 //!
 //! `cargo run -p redress-examples --example tokio`
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -33,11 +33,10 @@
 //! success is one load (consecutive mode) or one atomic add (failure-rate mode).
 
 use core::time::Duration;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::class::{ClassSet, ClassTable, ErrorClass};
 use crate::error::{ConfigError, ensure};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::time::{Instant, duration_nanos};
 use crate::window::Buckets;
 
@@ -521,7 +520,7 @@ impl CircuitBreaker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every critical section leaves Inner consistent, so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

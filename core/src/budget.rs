@@ -25,11 +25,10 @@
 //! small lock (only failing calls withdraw); deposits are lock-free.
 
 use core::time::Duration;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::class::{ClassTable, ErrorClass};
 use crate::error::{ConfigError, ensure};
+use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::time::{Instant, duration_nanos};
 use crate::window::Buckets;
 

@@ -72,6 +72,8 @@
 //! - [`retry`]: retry settings, and the table of what each cap counts.
 //! - [`breaker`], [`budget`]: shared state, each opening with why it exists.
 //! - [`event`]: events and the hook. [`report`]: a structured account of a finished call.
+//! - [`manual::bad_input`]: every input a user controls and what redress does with bad
+//!   values of it.
 //! - `config` and `doctor` (feature `serde`): policy files in TOML or JSON with located
 //!   errors, and a linter of their settings.
 #![forbid(unsafe_code)]
@@ -91,11 +93,13 @@ pub mod drive;
 pub mod error;
 pub mod event;
 mod machine;
+pub mod manual;
 mod policy;
 pub mod report;
 pub mod retry;
 pub mod rng;
 mod state;
+mod sync;
 pub mod time;
 mod window;
 

@@ -168,7 +168,9 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     /// Time since the call started, as of `now` (zero before a timed input).
     pub fn elapsed(&self, now: Instant) -> Duration {
         match self.start {
-            Some(s) => self.elapsed_offset + now.max(self.last_now).saturating_duration_since(s),
+            Some(s) => self
+                .elapsed_offset
+                .saturating_add(now.max(self.last_now).saturating_duration_since(s)),
             None => self.elapsed_offset,
         }
     }
@@ -307,7 +309,8 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             return self.start(Instant::ZERO);
         }
         self.clear_events();
-        self.attempt += 1;
+        // Saturating: a resumed state may already hold any count.
+        self.attempt = self.attempt.saturating_add(1);
         self.phase = Phase::Attempting;
         self.decision = Decision::Attempt {
             n: self.attempt,
@@ -421,7 +424,8 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
                 Err(r) => return self.reject(now, r.until),
             }
         }
-        self.attempt += 1;
+        // Saturating: a resumed state may already hold any count.
+        self.attempt = self.attempt.saturating_add(1);
         self.attempt_started = Some(now);
         let timeout = self
             .policy

@@ -6,8 +6,7 @@
 //! count for an epoch older than the slot's is dropped (it arrived after its bucket was
 //! reused). Counts saturate at 2²⁴ − 1 per bucket.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use crate::sync::{AtomicU64, Ordering};
 use crate::time::Instant;
 
 const EPOCH_SHIFT: u32 = 24;

@@ -1,5 +1,6 @@
 //! Call futures can be spawned on a multi-threaded runtime.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use redress::Policy;
 use redress_tokio::{RetryExt, RunAsync};

@@ -1,4 +1,5 @@
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 //! Configuration errors: one test per validation rule of the retry settings, the breaker,
 //! the budget and every built-in strategy. Each checks the field (a dotted path for nested
 //! strategies), that the value and the rule are filled in, and that the message shows all

@@ -1,6 +1,7 @@
 //! Scenarios: how long a policy sleeps between attempts (per-class strategies, exact
 //! schedules, seeded jitter, `Retry-After` hints) and what strategies are told.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex};
 

@@ -2,6 +2,7 @@
 //! breaker's transitions show up as events of the call that caused them; an open breaker
 //! ends a call with `Rejected { until }`.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

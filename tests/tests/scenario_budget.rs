@@ -2,6 +2,7 @@
 //! cannot afford one the call stops with `BudgetExhausted`. First attempts are never refused,
 //! and a call's terminal failure spends nothing.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

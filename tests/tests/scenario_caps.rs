@@ -1,6 +1,7 @@
 //! Scenarios: the caps that end a call (max_attempts, max_unknown_attempts, per-class caps,
 //! non-retryable classes, missing strategies). Every cap counts attempts, the first included.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use redress::backoff::{constant, exponential};
 use redress::{ClassSet, Decision, ErrorClass, Instant, Policy, Retry, RetryBuilder, StopReason};

@@ -2,6 +2,7 @@
 //! or past the deadline is never slept; each attempt gets the earlier of its own timeout and
 //! the deadline; a timed-out attempt counts as the policy's timeout class.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use core::time::Duration;
 

@@ -2,6 +2,7 @@
 //! `Deferred { retry_at, delay }` instead of sleeping; `state()` is what the queue saves, and
 //! `Policy::resume(&state)` continues the call with its attempt numbers, counts and deadline.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex};
 

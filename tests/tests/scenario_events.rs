@@ -2,6 +2,7 @@
 //! classes, elapsed time, operation names), hooks that cannot change the call, and the
 //! `CallReport` folded from the events.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,6 +2,7 @@
 //! order and clocks that go backwards are harmless; `abort`, `reschedule` and
 //! `start_untimed` do what they say; a zero delay never reaches the driver's timer.
 #![allow(clippy::unwrap_used)]
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

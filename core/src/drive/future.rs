@@ -1,8 +1,8 @@
 //! The async loop, shared by every async driver.
 
 use core::future::{Future, poll_fn};
-use core::pin::pin;
-use core::task::Poll;
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll};
 
 use crate::class::Classify;
 use crate::drive::blocking::ManualSleeper;
@@ -24,13 +24,33 @@ pub trait Timer {
 }
 
 impl Timer for ManualSleeper {
-    type Sleep = core::future::Ready<()>;
+    type Sleep = ManualSleep;
     fn now(&self) -> Instant {
         self.clock.now()
     }
     fn sleep_until(&self, until: Instant) -> Self::Sleep {
-        self.skip_to(until);
-        core::future::ready(())
+        ManualSleep {
+            sleeper: self.clone(),
+            until,
+        }
+    }
+}
+
+/// The sleep of a [`ManualSleeper`]: its first poll moves the clock to the sleep's end and
+/// completes. A sleep never polled leaves the clock alone, so an attempt that finishes
+/// before its time limit does not age the clock to that limit.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct ManualSleep {
+    sleeper: ManualSleeper,
+    until: Instant,
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.sleeper.skip_to(self.until);
+        Poll::Ready(())
     }
 }
 

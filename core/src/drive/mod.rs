@@ -26,7 +26,7 @@ mod macros;
 
 pub use abort::AbortHandle;
 pub use blocking::{ManualSleeper, Sleeper, ThreadSleeper, run_blocking};
-pub use future::{Timer, run_async};
+pub use future::{ManualSleep, Timer, run_async};
 
 /// What an operation is told about the attempt it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
