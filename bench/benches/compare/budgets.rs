@@ -1,0 +1,70 @@
+//! Group E: a shared retry budget, one call's deposit and one retry's withdrawal.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::Criterion;
+use redress::{Clock, ErrorClass, Instant, SystemClock};
+use redress_bench::{contend, policies};
+use tower::retry::budget::TpsBudget;
+
+use crate::Group;
+use crate::peers;
+
+fn on_threads(g: &mut Group<'_>, threads: usize, name: &str, f: impl Fn() -> bool + Sync) {
+    if threads == 1 {
+        g.bench_function(name, |b| b.iter(&f));
+    } else {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                contend::run(threads, iters, |_| {
+                    black_box(f());
+                })
+            })
+        });
+    }
+}
+
+fn spend(g: &mut Group<'_>, threads: usize) {
+    let counter = AtomicU64::new(0);
+    let ours = policies::budget();
+    let tps = TpsBudget::default();
+    let now = Instant::from_secs(1);
+
+    on_threads(g, threads, "baseline: one shared atomic add", || {
+        counter.fetch_add(1, Ordering::Relaxed) == u64::MAX
+    });
+    on_threads(
+        g,
+        threads,
+        "redress ratio: deposit + withdraw, now given",
+        || {
+            let now = black_box(now);
+            ours.deposit(now);
+            ours.withdraw(now, ErrorClass::Transient)
+        },
+    );
+    on_threads(
+        g,
+        threads,
+        "redress ratio: deposit + withdraw, clock read per call",
+        || {
+            let now = SystemClock.now();
+            ours.deposit(now);
+            ours.withdraw(now, ErrorClass::Transient)
+        },
+    );
+    on_threads(g, threads, "tower TpsBudget: deposit + withdraw", || {
+        peers::tps_spend(&tps)
+    });
+}
+
+/// E. Budgets on one and two threads.
+pub(crate) fn e_budgets(c: &mut Criterion) {
+    let mut g = c.benchmark_group("E1 budget, 1 thread");
+    spend(&mut g, 1);
+    g.finish();
+    let mut g = c.benchmark_group("E2 budget, 2 threads sharing one");
+    spend(&mut g, 2);
+    g.finish();
+}
