@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | `non_retryable` | Auth, Permission, Permanent | an attempt ends in one of these classes | `NonRetryable(c)` |
 //! | `class_max_attempts(c, n)` | none | `n` attempts have ended in class `c` | `MaxAttemptsForClass(c)` |
-//! | `max_unknown_attempts` | 2 | this many attempts have ended in `Unknown` | `MaxUnknownAttempts` |
+//! | `max_unknown_attempts` | 2 (at most `max_attempts`) | this many attempts have ended in `Unknown` | `MaxUnknownAttempts` |
 //! | `max_attempts` | 6 | this many attempts have run and the last failed | `MaxAttempts` |
 //! | strategies | `decorrelated_jitter` for every class | the failure's class has no strategy | `NoStrategy(c)` |
 //! | `deadline` | 60 s | the deadline has passed, or the next sleep would end at or past it | `DeadlineExceeded` |
@@ -99,6 +99,7 @@ impl Retry {
                 predict_deadline: false,
                 feedback: false,
             },
+            unknown_set: false,
         }
     }
 
@@ -183,6 +184,8 @@ impl Retry {
 #[must_use]
 pub struct RetryBuilder {
     retry: Retry,
+    /// Whether `max_unknown_attempts` was set; unset, it is `min(2, max_attempts)`.
+    unknown_set: bool,
 }
 
 impl RetryBuilder {
@@ -223,9 +226,11 @@ impl RetryBuilder {
         self
     }
 
-    /// Attempts that may end in `Unknown` (default 2); `None` removes the cap.
+    /// Attempts that may end in `Unknown` (default 2, or `max_attempts` if that is smaller);
+    /// `None` removes the cap.
     pub fn max_unknown_attempts(mut self, n: Option<u32>) -> Self {
         self.retry.max_unknown_attempts = n;
+        self.unknown_set = true;
         self
     }
 
@@ -281,6 +286,9 @@ impl RetryBuilder {
             r.max_attempts,
             "must be at least 1",
         )?;
+        if !self.unknown_set {
+            r.max_unknown_attempts = Some(2.min(r.max_attempts));
+        }
         if let Some(n) = r.max_unknown_attempts {
             ensure(
                 n >= 1,

@@ -283,3 +283,13 @@ fn the_first_failing_check_names_the_stop_reason_non_retryable_before_max_attemp
         Decision::Failed(StopReason::NonRetryable(Permanent))
     );
 }
+
+#[test]
+fn an_unset_unknown_cap_never_exceeds_max_attempts() {
+    let r = Retry::builder().max_attempts(1).build().unwrap();
+    assert_eq!(r.max_unknown_attempts(), Some(1));
+    let r = Retry::builder().max_attempts(5).build().unwrap();
+    assert_eq!(r.max_unknown_attempts(), Some(2));
+    // Set explicitly, the rule still applies.
+    assert!(Retry::builder().max_attempts(1).max_unknown_attempts(Some(2)).build().is_err());
+}
