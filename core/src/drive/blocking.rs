@@ -1,7 +1,7 @@
 //! The blocking loop.
 
 use crate::class::Classify;
-use crate::drive::step::{Next, Run};
+use crate::drive::step::{FIRST, Next, Run, check, first_attempt_is_bare};
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
 use crate::report::CallReport;
@@ -86,8 +86,22 @@ where
     R: ResultCheck<T>,
     S: Sleeper + ?Sized,
 {
+    let mut first = None;
+    if first_attempt_is_bare(ctx, resume, report.is_some()) {
+        match check(ctx, op(FIRST)) {
+            Ok(v) => return Ok(v),
+            Err(failure) => first = Some(failure),
+        }
+    }
     let mut run = Run::new(ctx, resume, report);
     let mut next = run.start(|| sleeper.now());
+    if let Some(failure) = first {
+        // The machine's first decision is that same attempt: report how it ended.
+        next = match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
+            Ok(v) => return Ok(v),
+            Err(next) => next,
+        };
+    }
     loop {
         next = match next {
             Next::Attempt(a) => match run.finish(|| sleeper.now(), op(a)) {

@@ -3,10 +3,11 @@
 use core::future::{Future, poll_fn};
 use core::pin::{Pin, pin};
 use core::task::{Context, Poll};
+use std::borrow::Borrow;
 
 use crate::class::Classify;
 use crate::drive::blocking::ManualSleeper;
-use crate::drive::step::{Next, Run};
+use crate::drive::step::{FIRST, Next, Run, check, first_attempt_is_bare};
 use crate::drive::{Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
 use crate::report::CallReport;
@@ -70,7 +71,7 @@ async fn race<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
     .await
 }
 
-/// Runs one call of the async operation `op` through `ctx` on `timer`.
+/// Runs one call of the async operation `op` through `ctx` (owned or borrowed) on `timer`.
 ///
 /// Each attempt is raced against its time limit (a timed-out attempt is dropped and
 /// reported as [`Outcome::TimedOut`](crate::Outcome::TimedOut)); sleeps are raced against
@@ -80,8 +81,8 @@ async fn race<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
 ///
 /// # Errors
 /// A [`RetryError`] saying why the call stopped without success.
-pub async fn run_async<T, E, F, C, R, Tm>(
-    ctx: &CallContext<'_, C, R>,
+pub async fn run_async<'p, T, E, F, C, R, Tm, X>(
+    ctx: X,
     timer: &Tm,
     resume: Option<&RetryState>,
     report: Option<&mut CallReport>,
@@ -92,9 +93,27 @@ where
     C: Classify<E>,
     R: ResultCheck<T>,
     Tm: Timer + ?Sized,
+    X: Borrow<CallContext<'p, C, R>>,
 {
+    // Taking the context by value or by reference lets `call` return this future directly,
+    // without a wrapper future that would copy it once more per call.
+    let ctx = ctx.borrow();
+    let mut first = None;
+    if first_attempt_is_bare(ctx, resume, report.is_some()) {
+        match check(ctx, op(FIRST).await) {
+            Ok(v) => return Ok(v),
+            Err(failure) => first = Some(failure),
+        }
+    }
     let mut run = Run::new(ctx, resume, report);
     let mut next = run.start(|| timer.now());
+    if let Some(failure) = first {
+        // The machine's first decision is that same attempt: report how it ended.
+        next = match run.finish_checked(|| timer.now(), Err::<T, _>(failure)) {
+            Ok(v) => return Ok(v),
+            Err(next) => next,
+        };
+    }
     loop {
         next = match next {
             Next::Attempt(a) => {

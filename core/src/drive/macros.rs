@@ -19,16 +19,15 @@ macro_rules! async_driver {
         /// # Errors
         /// A [`RetryError`](redress::RetryError) saying why the call stopped, with the last
         /// error.
-        pub async fn call<T, E, F>(
+        pub fn call<T, E, F>(
             policy: &redress::Policy,
             op: F,
-        ) -> ::core::result::Result<T, redress::RetryError<E>>
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<T, redress::RetryError<E>>>
         where
             F: AsyncFnMut(redress::Attempt) -> ::core::result::Result<T, E>,
             E: ::std::error::Error + 'static,
         {
-            redress::drive::run_async(&redress::CallContext::new(policy), &$timer, None, None, op)
-                .await
+            redress::drive::run_async(redress::CallContext::new(policy), &$timer, None, None, op)
         }
 
         /// Like [`call`], also returning the call's [`CallReport`](redress::CallReport) (on

@@ -16,6 +16,53 @@ pub(crate) enum Next {
     Done,
 }
 
+/// An attempt's result, classified: the value of a success, or the failure's outcome and
+/// what the error keeps of it.
+pub(crate) type Checked<T, E, V> = Result<T, (Outcome, LastFailure<E, V>)>;
+
+/// Classifies an attempt's result with the context's classifiers.
+pub(crate) fn check<C, R, T, E>(
+    ctx: &CallContext<'_, C, R>,
+    result: Result<T, E>,
+) -> Checked<T, E, R::Kept>
+where
+    C: Classify<E>,
+    R: ResultCheck<T>,
+{
+    match result {
+        Ok(v) => ctx
+            .result
+            .check(v)
+            .map_err(|(c, v)| (Outcome::Failure(c), LastFailure::Value(v))),
+        Err(e) => Err((
+            Outcome::Failure(ctx.classifier.classify(&e)),
+            LastFailure::Error(e),
+        )),
+    }
+}
+
+/// Whether a call may run its first attempt before any machine exists: nothing observes
+/// or times it, so a success needs no machine at all (the common case costs one call).
+pub(crate) fn first_attempt_is_bare<C, R>(
+    ctx: &CallContext<'_, C, R>,
+    resume: Option<&RetryState>,
+    reporting: bool,
+) -> bool {
+    resume.is_none()
+        && !reporting
+        && !ctx.policy.needs_clock()
+        && !ctx.policy.has_hook()
+        && ctx.on_attempt.is_none()
+        && ctx.abort.is_none()
+}
+
+/// The first attempt of a bare call.
+pub(crate) const FIRST: Attempt = Attempt {
+    n: 1,
+    deadline: None,
+    time_limit: None,
+};
+
 pub(crate) struct Run<'a, 'p, C, R, E, V> {
     ctx: &'a CallContext<'p, C, R>,
     m: PolicyMachine<'a>,
@@ -71,9 +118,18 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         C: Classify<E>,
         R: ResultCheck<T, Kept = V>,
     {
-        let checked = result.map(|v| self.ctx.result.check(v));
+        let checked = check(self.ctx, result);
+        self.finish_checked(now, checked)
+    }
+
+    /// Reports an attempt's result already passed through [`check`].
+    pub(crate) fn finish_checked<T>(
+        &mut self,
+        now: impl Fn() -> Instant,
+        checked: Checked<T, E, V>,
+    ) -> Result<T, Next> {
         let (outcome, kept) = match checked {
-            Ok(Ok(v)) => {
+            Ok(v) => {
                 let t = if self.m.is_timed() {
                     now()
                 } else {
@@ -83,11 +139,7 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
                 self.handle(d, t);
                 return Ok(v);
             }
-            Ok(Err((c, v))) => (Outcome::Failure(c), LastFailure::Value(v)),
-            Err(e) => (
-                Outcome::Failure(self.ctx.classifier.classify(&e)),
-                LastFailure::Error(e),
-            ),
+            Err(failure) => failure,
         };
         self.last = kept;
         let t = now();
