@@ -291,5 +291,11 @@ fn an_unset_unknown_cap_never_exceeds_max_attempts() {
     let r = Retry::builder().max_attempts(5).build().unwrap();
     assert_eq!(r.max_unknown_attempts(), Some(2));
     // Set explicitly, the rule still applies.
-    assert!(Retry::builder().max_attempts(1).max_unknown_attempts(Some(2)).build().is_err());
+    assert!(
+        Retry::builder()
+            .max_attempts(1)
+            .max_unknown_attempts(Some(2))
+            .build()
+            .is_err()
+    );
 }
