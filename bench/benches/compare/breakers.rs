@@ -7,31 +7,15 @@ use std::time::Duration;
 use criterion::Criterion;
 use redress::{CircuitBreaker, Clock, Instant, SystemClock};
 use redress_bench::adapters::breaker_call;
-use redress_bench::{contend, policies};
+use redress_bench::policies;
 
-use crate::Group;
 use crate::peers;
+use crate::{Group, on_threads};
 
 /// The operation behind every breaker: succeeds at once.
 #[inline]
 fn op() -> Result<u64, ()> {
     Ok(black_box(1))
-}
-
-/// Benchmarks `f` on `threads` threads (one: criterion's own loop; more: the aggregate time
-/// per operation of all threads together).
-fn on_threads<R>(g: &mut Group<'_>, threads: usize, name: &str, f: impl Fn() -> R + Sync) {
-    if threads == 1 {
-        g.bench_function(name, |b| b.iter(&f));
-    } else {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                contend::run(threads, iters, |_| {
-                    black_box(f());
-                })
-            })
-        });
-    }
 }
 
 fn closed(g: &mut Group<'_>, threads: usize) {

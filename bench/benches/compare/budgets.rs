@@ -5,25 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::Criterion;
 use redress::{Clock, ErrorClass, Instant, SystemClock};
-use redress_bench::{contend, policies};
+use redress_bench::policies;
 use tower::retry::budget::TpsBudget;
 
-use crate::Group;
 use crate::peers;
-
-fn on_threads(g: &mut Group<'_>, threads: usize, name: &str, f: impl Fn() -> bool + Sync) {
-    if threads == 1 {
-        g.bench_function(name, |b| b.iter(&f));
-    } else {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                contend::run(threads, iters, |_| {
-                    black_box(f());
-                })
-            })
-        });
-    }
-}
+use crate::{Group, on_threads};
 
 fn spend(g: &mut Group<'_>, threads: usize) {
     let counter = AtomicU64::new(0);

@@ -37,6 +37,27 @@ fn config() -> Criterion {
 /// A group with the shared settings.
 pub(crate) type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
+/// Benchmarks `f` on `threads` threads (one: criterion's own loop; more: the aggregate time
+/// per operation of all threads together).
+pub(crate) fn on_threads<R>(
+    g: &mut Group<'_>,
+    threads: usize,
+    name: &str,
+    f: impl Fn() -> R + Sync,
+) {
+    if threads == 1 {
+        g.bench_function(name, |b| b.iter(&f));
+    } else {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                redress_bench::contend::run(threads, iters, |_| {
+                    std::hint::black_box(f());
+                })
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
