@@ -99,6 +99,12 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
 
     /// Starts the call, reading the clock only if the policy needs it.
     pub(crate) fn start(&mut self, now: impl Fn() -> Instant) -> Next {
+        if self.aborted() {
+            // Before the machine admits an attempt, so no attempt is counted.
+            let t = now();
+            let d = self.m.abort(t);
+            return self.handle(d, t);
+        }
         let (d, t) = if self.ctx.policy.needs_clock() {
             let t = now();
             (self.m.start(t), t)
