@@ -78,7 +78,8 @@ pub struct RetryError<E, V = std::convert::Infallible> {
     pub(crate) attempts: u32,
     pub(crate) last_class: Option<crate::ErrorClass>,
     pub(crate) last: LastFailure<E, V>,
-    pub(crate) state: Option<crate::RetryState>,
+    // Boxed: only deferred calls carry it, and it would double the error's size.
+    pub(crate) state: Option<Box<crate::RetryState>>,
 }
 
 impl<E, V> RetryError<E, V> {
@@ -100,7 +101,7 @@ impl<E, V> RetryError<E, V> {
 
     /// The same error carrying the call's pending state (deferred calls).
     pub fn with_state(mut self, state: crate::RetryState) -> Self {
-        self.state = Some(state);
+        self.state = Some(Box::new(state));
         self
     }
 
@@ -158,7 +159,7 @@ impl<E, V> RetryError<E, V> {
 
     /// The pending state of a deferred call, to resume it later.
     pub fn state(&self) -> Option<&crate::RetryState> {
-        self.state.as_ref()
+        self.state.as_deref()
     }
 
     /// Whether the breaker refused the call.
@@ -197,5 +198,16 @@ impl<E: fmt::Display, V> fmt::Display for RetryError<E, V> {
 impl<E: std::error::Error + 'static, V> std::error::Error for RetryError<E, V> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.error().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_errors_stay_small_enough_to_return_by_value() {
+        // clippy's result_large_err fires at 128 bytes; callers return these in `Result`s.
+        assert!(std::mem::size_of::<RetryError<std::io::Error>>() <= 64);
     }
 }
