@@ -1,12 +1,9 @@
-//! The success paths and the rejection path allocate nothing: a counting global allocator
-//! measures every call on every driver.
-// The one exception to the workspace's unsafe_code lint: implementing `GlobalAlloc` is an
-// `unsafe impl`. It forwards to `System` unchanged.
-#![allow(unsafe_code)]
+//! The success paths and the rejection path allocate nothing: dhat's counting global
+//! allocator measures every call on every driver. One test function runs every case in
+//! turn, so no other test thread allocates while a case is measured.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,41 +12,14 @@ use redress::backoff::exponential;
 use redress::breaker::BreakerOutcome;
 use redress::{Budget, CircuitBreaker, ErrorClass, Instant, Policy, Retry, RetryBuilder};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// only addition is a thread-local counter, which never allocates (const-initialised).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// Allocations made by this thread while `f` runs.
+/// Heap blocks allocated while `f` runs.
 fn allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = dhat::HeapStats::get().total_blocks;
     let r = f();
-    (ALLOCATIONS.with(Cell::get) - before, r)
+    (dhat::HeapStats::get().total_blocks - before, r)
 }
 
 fn retry() -> RetryBuilder {
@@ -82,7 +52,6 @@ fn policies() -> [(&'static str, Policy); 3] {
     ]
 }
 
-#[test]
 fn blocking_success_allocates_nothing() {
     for (name, p) in policies() {
         let _ = redress_blocking::call(&p, |_| Ok::<_, io::Error>(1));
@@ -92,7 +61,6 @@ fn blocking_success_allocates_nothing() {
     }
 }
 
-#[test]
 fn tokio_success_allocates_nothing() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -101,30 +69,28 @@ fn tokio_success_allocates_nothing() {
     rt.block_on(async {
         for (name, p) in policies() {
             let _ = redress_tokio::call(&p, async |_| Ok::<_, io::Error>(1)).await;
-            let before = ALLOCATIONS.with(Cell::get);
+            let before = dhat::HeapStats::get().total_blocks;
             let r = redress_tokio::call(&p, async |_| Ok::<_, io::Error>(1)).await;
-            let n = ALLOCATIONS.with(Cell::get) - before;
+            let n = dhat::HeapStats::get().total_blocks - before;
             assert_eq!(r.unwrap(), 1);
             assert_eq!(n, 0, "{name}");
         }
     });
 }
 
-#[test]
 fn smol_success_allocates_nothing() {
     smol::block_on(async {
         for (name, p) in policies() {
             let _ = redress_smol::call(&p, async |_| Ok::<_, io::Error>(1)).await;
-            let before = ALLOCATIONS.with(Cell::get);
+            let before = dhat::HeapStats::get().total_blocks;
             let r = redress_smol::call(&p, async |_| Ok::<_, io::Error>(1)).await;
-            let n = ALLOCATIONS.with(Cell::get) - before;
+            let n = dhat::HeapStats::get().total_blocks - before;
             assert_eq!(r.unwrap(), 1);
             assert_eq!(n, 0, "{name}");
         }
     });
 }
 
-#[test]
 fn an_open_breaker_rejects_without_allocating() {
     let breaker = Arc::new(
         CircuitBreaker::consecutive(1, Duration::from_secs(10))
@@ -149,7 +115,6 @@ fn an_open_breaker_rejects_without_allocating() {
     assert_eq!(n, 0);
 }
 
-#[test]
 fn the_machine_alone_allocates_nothing() {
     let p = retry().policy().unwrap();
     let (n, _) = allocations(|| {
@@ -168,9 +133,19 @@ fn the_machine_alone_allocates_nothing() {
     assert_eq!(n, 0);
 }
 
-#[test]
 fn the_counter_sees_allocations() {
     let (n, v) = allocations(|| vec![1u8; 64]);
     assert_eq!(v.len(), 64);
     assert_eq!(n, 1);
+}
+
+#[test]
+fn success_and_rejection_paths_allocate_nothing() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    the_counter_sees_allocations();
+    blocking_success_allocates_nothing();
+    tokio_success_allocates_nothing();
+    smol_success_allocates_nothing();
+    an_open_breaker_rejects_without_allocating();
+    the_machine_alone_allocates_nothing();
 }
