@@ -13,7 +13,9 @@ use crate::rng::{DefaultRng, Rng, derive_rng};
 use crate::state::RetryState;
 use crate::time::Instant;
 
-const QUEUE: usize = 6;
+// At most three events follow one input (a breaker transition, a retry, and the next
+// attempt's admission after a zero delay); one slot to spare.
+const QUEUE: usize = 4;
 
 /// Where the machine stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -669,11 +671,9 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 
     fn clear_events(&mut self) {
-        if self.ev_len != 0 {
-            self.events = [None; QUEUE];
-            self.ev_head = 0;
-            self.ev_len = 0;
-        }
+        // Stale entries stay in the array; only the indices say what is queued.
+        self.ev_head = 0;
+        self.ev_len = 0;
     }
 
     fn push(&mut self, kind: EventKind, class: Option<ErrorClass>, now: Instant) {
