@@ -80,8 +80,6 @@ fn success_paths_read_the_clock_at_most_twice() {
 }
 
 #[test]
-#[ignore = "target A(b) of issue 6, not met yet: a deadline-only policy reads the clock twice \
-            on success (start and outcome); see BENCHMARKS.md"]
 fn b_deadline_policy_success_reads_the_clock_at_most_once() {
     let (sync, async_) = reads(&policies::default_deadline(Schedule::REALISTIC));
     assert!(sync <= 1 && async_ <= 1, "{sync} / {async_}");

@@ -182,6 +182,11 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         self.last_class
     }
 
+    /// The latest instant the machine has seen.
+    pub fn last_now(&self) -> Instant {
+        self.last_now
+    }
+
     /// Whether the call is over.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished

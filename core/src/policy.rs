@@ -64,6 +64,9 @@ pub(crate) struct PolicyInner {
     /// Exponentially weighted mean attempt time in nanoseconds (deadline prediction).
     pub(crate) attempt_nanos: AtomicU64,
     pub(crate) needs_clock: bool,
+    /// Whether a success must be reported with the time it happened (breaker buckets,
+    /// learning strategies, attempt timing); otherwise the attempt's start time will do.
+    pub(crate) success_needs_time: bool,
     pub(crate) operation: Box<str>,
 }
 
@@ -273,6 +276,7 @@ impl PolicyBuilder {
     }
 
     fn assemble(self, retry: Retry) -> Policy {
+        let success_needs_time = self.breaker.is_some() || retry.feedback || retry.predict_deadline;
         let needs_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || self.breaker.is_some()
@@ -291,6 +295,7 @@ impl PolicyBuilder {
                 calls: AtomicU64::new(0),
                 attempt_nanos: AtomicU64::new(0),
                 needs_clock,
+                success_needs_time,
                 operation: self.operation,
             }),
         }

@@ -136,10 +136,16 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
     ) -> Result<T, Next> {
         let (outcome, kept) = match checked {
             Ok(v) => {
-                let t = if self.m.is_timed() {
+                // A success is dated only if something uses the date: the breaker's buckets,
+                // a learning strategy, attempt timing, or an observer (event elapsed times).
+                // Otherwise the last time read (the attempt's start) is as good, and a
+                // deadline-only policy reads the clock once per successful call.
+                let t = if !self.m.is_timed() {
+                    Instant::ZERO
+                } else if self.observe || self.ctx.policy.inner.success_needs_time {
                     now()
                 } else {
-                    Instant::ZERO
+                    self.m.last_now()
                 };
                 let d = self.m.on_outcome(t, Outcome::Success);
                 self.handle(d, t);
