@@ -385,6 +385,17 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         self.stop(now, StopReason::Aborted)
     }
 
+    /// Stops the call like [`abort`](Self::abort), for a driver that has not started the
+    /// attempt the machine just asked for (an abort noticed right after a zero-delay retry):
+    /// that attempt is not counted, and its breaker permit is released without counting.
+    pub fn abort_before_attempt(&mut self, now: Instant) -> Decision {
+        if self.phase == Phase::Attempting && self.attempt > 0 {
+            self.attempt -= 1;
+            self.permit = None;
+        }
+        self.abort(now)
+    }
+
     /// Moves the end of the current sleep to `until` if that is earlier (a `before_sleep`
     /// hook shortening a sleep). A new end at or before `now` ends the sleep at once (the
     /// result is then that of [`on_wake`](Self::on_wake)). No effect unless sleeping.

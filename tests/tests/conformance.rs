@@ -976,7 +976,7 @@ fn settle(
         match d {
             Decision::Attempt { n, .. } => {
                 if w.abort.is_aborted() {
-                    d = m.abort(now);
+                    d = m.abort_before_attempt(now);
                     continue;
                 }
                 if s.abort_at == Some(n) {

@@ -208,7 +208,7 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
             match d {
                 Decision::Attempt { n, deadline } => {
                     if self.aborted() {
-                        d = self.m.abort(now);
+                        d = self.m.abort_before_attempt(now);
                         continue;
                     }
                     let a = Attempt {
