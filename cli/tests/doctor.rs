@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use redress::config::Format;
 use redress_cli::doctor::diagnose;
+
+mod common;
+use common::redress;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,18 +115,6 @@ fn a_broken_file_is_a_located_error() {
     let err = diagnose("broken.toml", &text, Format::Toml).unwrap_err();
     assert_eq!((err.location.line, err.location.column), (4, 1), "{err}");
     assert!(err.message.contains("unknown field `deadlin`"));
-}
-
-fn redress(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redress"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

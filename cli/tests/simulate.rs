@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use redress_cli::sim::{self, NamedPolicy, PolicyReport, Report, Scenario};
+
+mod common;
+use common::redress;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -206,18 +208,6 @@ fn bad_scenarios_are_located_errors() {
         let err = Scenario::parse("s.toml", text).unwrap_err();
         assert!(err.contains(want), "{err}");
     }
-}
-
-fn redress(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redress"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]
