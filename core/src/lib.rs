@@ -94,6 +94,8 @@ pub mod error;
 pub mod event;
 mod machine;
 pub mod manual;
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+pub mod observe;
 mod policy;
 pub mod report;
 pub mod retry;

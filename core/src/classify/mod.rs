@@ -101,6 +101,19 @@ use std::io;
 
 use crate::class::{Classification, Classify, ErrorClass};
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "sqlstate")]
+pub mod sqlstate;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+
 /// How many errors of a chain (the error itself included) the chain classifiers examine.
 ///
 /// Deeper errors are ignored; this also stops a chain whose `source()` cycles.

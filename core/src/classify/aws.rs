@@ -1,0 +1,1 @@
+//! Classifier for aws (feature `aws`).

@@ -1,0 +1,1 @@
+//! Classifier for http (feature `http`).

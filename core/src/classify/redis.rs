@@ -1,0 +1,1 @@
+//! Classifier for redis (feature `redis`).

@@ -1,0 +1,1 @@
+//! Classifier for reqwest (feature `reqwest`).

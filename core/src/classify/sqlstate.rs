@@ -1,0 +1,1 @@
+//! Classifier for sqlstate (feature `sqlstate`).

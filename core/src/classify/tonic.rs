@@ -1,0 +1,1 @@
+//! Classifier for tonic (feature `tonic`).

@@ -1,0 +1,1 @@
+//! Ready-made observers of a policy's events (features `tracing` and `metrics`).
