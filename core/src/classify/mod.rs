@@ -643,7 +643,11 @@ impl ChainClassifier {
     fn explicit_rule(&self, err: &(dyn Error + 'static)) -> Option<Classification> {
         chain(err).find_map(|e| match e.downcast_ref::<Classified>() {
             Some(classified) => Some(classified.classification.clone()),
-            None => self.explicit.iter().find_map(|probe| probe(e)),
+            None => self
+                .explicit
+                .iter()
+                .find_map(|probe| probe(e))
+                .or_else(|| library_rule(e)),
         })
     }
 
@@ -653,6 +657,26 @@ impl ChainClassifier {
         }
         chain(err).find_map(|e| self.status.iter().find_map(|probe| probe(e)))
     }
+}
+
+/// The error types of the libraries whose classifier features are enabled, recognised
+/// anywhere in the chain as part of the explicit rule (after registered types). Each
+/// feature's module provides `probe`: `Some` when `err` is its library's error type and the
+/// module has an opinion about it.
+#[allow(unused_variables)] // with no library feature enabled, `err` is not looked at
+fn library_rule(err: &(dyn Error + 'static)) -> Option<Classification> {
+    let found: Option<Classification> = None;
+    #[cfg(feature = "reqwest")]
+    let found = found.or_else(|| reqwest::probe(err));
+    #[cfg(feature = "tonic")]
+    let found = found.or_else(|| tonic::probe(err));
+    #[cfg(feature = "sqlstate")]
+    let found = found.or_else(|| sqlstate::probe(err));
+    #[cfg(feature = "redis")]
+    let found = found.or_else(|| redis::probe(err));
+    #[cfg(feature = "aws")]
+    let found = found.or_else(|| aws::probe(err));
+    found
 }
 
 fn io_rule(err: &(dyn Error + 'static)) -> Option<Classification> {
