@@ -126,7 +126,30 @@ pub struct EventRecord {
 
 /// The one observer of a policy's decisions.
 ///
-/// Any `Fn(&Event) + Send + Sync` is a hook.
+/// Any `Fn(&Event) + Send + Sync` is a hook. So are a tuple of up to six hooks and an
+/// `Option` of one, and [`Hooks`] holds any number chosen at run time: a policy has one
+/// hook, which may fan out to several. Each member of a tuple or of [`Hooks`] sees every
+/// event in order, and a panic in one is contained without keeping the others from it.
+///
+/// ```
+/// use redress::event::{Event, Recorder};
+/// use redress::{ErrorClass, Instant, Outcome, Policy};
+///
+/// let (first, second) = (Recorder::default(), Recorder::default());
+/// let policy = Policy::builder()
+///     .hook((first.clone(), |_: &Event<'_>| panic!("contained"), second.clone()))
+///     .build()?;
+///
+/// let mut m = policy.machine();
+/// m.start(Instant::ZERO);
+/// m.on_outcome(Instant::ZERO, Outcome::failure(ErrorClass::Permanent));
+/// while let Some(e) = m.poll_event() {
+///     policy.emit(&e);
+/// }
+/// assert_eq!(first.names(), ["permanent_failure"]);
+/// assert_eq!(second.names(), ["permanent_failure"]);
+/// # Ok::<(), redress::ConfigError>(())
+/// ```
 pub trait Hook: Send + Sync {
     /// Called once per event, in order.
     fn on_event(&self, event: &Event<'_>);
@@ -144,6 +167,105 @@ where
 /// Calls `hook` with `event`, containing any panic so an observer cannot change the call.
 pub fn dispatch(hook: &dyn Hook, event: &Event<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| hook.on_event(event)));
+}
+
+// ----- several hooks ---------------------------------------------------------------------
+
+// Tuples of up to six hooks: each member sees every event, in order, each dispatched on
+// its own so that a panic in one does not keep the others from the event.
+macro_rules! tuple_hook {
+    ($($name:ident . $index:tt),+) => {
+        impl<$($name: Hook),+> Hook for ($($name,)+) {
+            fn on_event(&self, event: &Event<'_>) {
+                $(dispatch(&self.$index, event);)+
+            }
+        }
+    };
+}
+
+tuple_hook!(A.0, B.1);
+tuple_hook!(A.0, B.1, C.2);
+tuple_hook!(A.0, B.1, C.2, D.3);
+tuple_hook!(A.0, B.1, C.2, D.3, E.4);
+tuple_hook!(A.0, B.1, C.2, D.3, E.4, F.5);
+
+/// An optional hook: `None` observes nothing. Handy in a tuple whose members are chosen
+/// by configuration, such as `(TracingHook::new(), metrics_enabled.then(MetricsHook::new))`.
+impl<H: Hook> Hook for Option<H> {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Some(h) = self {
+            h.on_event(event);
+        }
+    }
+}
+
+/// Any number of hooks chosen at run time, called in the order they were added; a panic in
+/// one is contained without keeping the others from the event. (For a fixed set, a tuple
+/// of hooks is a hook too and needs no allocation.)
+///
+/// ```
+/// use redress::event::{Hooks, Recorder};
+/// let rec = Recorder::default();
+/// let hooks = Hooks::new().with(rec.clone()).with(|e: &redress::Event<'_>| eprintln!("{e}"));
+/// assert_eq!(hooks.len(), 2);
+/// let policy = redress::Policy::builder().hook(hooks).build().unwrap();
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Default)]
+pub struct Hooks {
+    hooks: Vec<Arc<dyn Hook>>,
+}
+
+impl Hooks {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `hook` after the others.
+    #[must_use]
+    pub fn with(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// Adds a shared hook after the others.
+    #[must_use]
+    pub fn with_shared(mut self, hook: Arc<dyn Hook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Adds `hook` after the others, in place.
+    pub fn push(&mut self, hook: impl Hook + 'static) {
+        self.hooks.push(Arc::new(hook));
+    }
+
+    /// How many hooks there are.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("len", &self.hooks.len())
+            .finish()
+    }
+}
+
+impl Hook for Hooks {
+    fn on_event(&self, event: &Event<'_>) {
+        for h in &self.hooks {
+            dispatch(h.as_ref(), event);
+        }
+    }
 }
 
 /// A hook that records every event; cloning shares the record.
