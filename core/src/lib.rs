@@ -4,8 +4,8 @@
 //! ([`ErrorClass`]: Auth, Permission, Permanent, Concurrency, RateLimit, ServerError,
 //! Transient, Unknown), optionally with hints such as `Retry-After`. A [`Policy`] then
 //! decides what that class gets: a per-class backoff, attempt caps, a total deadline,
-//! per-attempt timeouts, a shared retry [`Budget`](budget::Budget) that stops retry storms,
-//! and a [`CircuitBreaker`](breaker::CircuitBreaker) that fails fast while a dependency is
+//! per-attempt timeouts, a shared retry [`Budget`] that stops retry storms,
+//! and a [`CircuitBreaker`] that fails fast while a dependency is
 //! down. Every decision is observable through one hook, and every call ends with a reason.
 //!
 //! This crate is the **sans-IO core**: a pure [`PolicyMachine`] that receives
@@ -76,6 +76,22 @@
 //!   values of it.
 //! - `config` and `doctor` (feature `serde`): policy files in TOML or JSON with located
 //!   errors, and a linter of their settings.
+//! - `observe` (features `tracing`, `metrics`): ready hooks emitting structured `tracing`
+//!   events and `metrics` counters, histograms and a breaker-state gauge.
+//!
+//! ## Library classifiers (one cargo feature each; the default build pulls none)
+//! | Feature | Module | Classifies |
+//! |---------|--------|------------|
+//! | `http` | `classify::http` | `http::StatusCode`, `Retry-After` (delta-seconds and HTTP-date, capped), `http::Response` |
+//! | `reqwest` | `classify::reqwest` | `reqwest::Error` (connect, timeout, decode, status, …) and `reqwest::Response` |
+//! | `tonic` | `classify::tonic` | `tonic::Status`: every gRPC code, `grpc-retry-pushback-ms` |
+//! | `sqlstate` | `classify::sqlstate` | SQLSTATE codes (PostgreSQL, MySQL) and SQLite result codes |
+//! | `tokio-postgres`, `sqlx` | `classify::sqlstate` | `tokio_postgres::Error`, `sqlx::Error` |
+//! | `redis` | `classify::redis` | `redis::RedisError`: connection loss, `BUSY`/`LOADING`/`TRYAGAIN`, `MOVED`/`ASK`, `NOAUTH`, … |
+//! | `aws` | `classify::aws` | AWS SDK errors (`SdkError`, `ErrorMetadata`): throttling, transient, 5xx |
+//!
+//! With a feature on, [`ChainClassifier`] (and so [`default_classifier`]) also recognises
+//! that library's error type anywhere in an error's `source()` chain.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
