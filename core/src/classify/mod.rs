@@ -98,6 +98,7 @@ use core::fmt;
 use core::time::Duration;
 use std::error::Error;
 use std::io;
+use std::sync::Arc;
 
 use crate::class::{Classification, Classify, ErrorClass};
 
@@ -518,6 +519,14 @@ impl<'a> Iterator for Chain<'a> {
 fn cause<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
     if let Some(inner) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
         return Some(inner);
+    }
+    // A shared error (`Arc<dyn Error>`, as redis and others wrap theirs) is itself an
+    // `Error`, but its `source()` is the inner error's source: step into the inner error.
+    if let Some(inner) = err.downcast_ref::<Arc<dyn Error + Send + Sync>>() {
+        return Some(&**inner);
+    }
+    if let Some(inner) = err.downcast_ref::<Arc<dyn Error>>() {
+        return Some(&**inner);
     }
     err.source()
 }
@@ -1496,5 +1505,26 @@ mod tests {
             prop_assert!(std::str::from_utf8(lower.as_bytes()).is_ok());
             prop_assert!(lower.as_bytes().len() <= HEURISTIC_TEXT_LIMIT);
         }
+    }
+
+    #[test]
+    fn shared_errors_are_stepped_into() {
+        #[derive(Debug)]
+        struct Outer(Arc<dyn Error + Send + Sync>);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let reset: Arc<dyn Error + Send + Sync> =
+            Arc::new(io::Error::from(io::ErrorKind::ConnectionReset));
+        let err = Outer(reset);
+        assert_eq!(strict_classifier(&err).class, ErrorClass::Transient);
+        assert_eq!(chain(&err).count(), 3);
     }
 }
