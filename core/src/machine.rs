@@ -73,6 +73,7 @@ pub struct PolicyMachine<'p, R = DefaultRng> {
     decision: Decision,
     defer: bool,
     resumed: bool,
+    attempt_cap: u32,
     attempt: u32,
     start: Option<Instant>,
     deadline_at: Option<Instant>,
@@ -127,6 +128,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             decision: Decision::Failed(StopReason::Aborted),
             defer: false,
             resumed: false,
+            attempt_cap: u32::MAX,
             attempt: 0,
             start: None,
             deadline_at: None,
@@ -157,6 +159,15 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     /// queue needs to resume it with [`Policy::resume`].
     pub fn deferring(mut self, on: bool) -> Self {
         self.defer = on;
+        self
+    }
+
+    /// Caps this call at `n` attempts, below the policy's `max_attempts` (a larger `n`
+    /// changes nothing; `0` counts as `1`, since the first attempt always runs). A call
+    /// stopped by the cap ends with [`StopReason::MaxAttempts`]. The cap is not part of
+    /// [`state`](Self::state): a resumed call sets it again.
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.attempt_cap = n;
         self
     }
 
@@ -556,7 +567,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         {
             return Err(StopReason::MaxUnknownAttempts);
         }
-        if self.attempt >= r.max_attempts {
+        if self.attempt >= r.max_attempts.min(self.attempt_cap) {
             return Err(StopReason::MaxAttempts);
         }
         let Some(strategy) = r.strategy_for(class) else {

@@ -6,7 +6,8 @@
 //! [`Sleeper`], [`run_async`] over a [`Timer`]. Neither reads a clock or sleeps by itself.
 //!
 //! A [`CallContext`] holds what many calls share: the policy, an operation name, the
-//! classifiers, an [`AbortHandle`], and the `on_attempt` / `before_sleep` hooks.
+//! classifiers, an [`AbortHandle`], the `on_attempt` / `before_sleep` hooks, and optionally
+//! a cap on the attempts of each call.
 
 use core::time::Duration;
 use std::borrow::Cow;
@@ -76,8 +77,20 @@ pub enum SleepVerdict {
 
 /// Decides whether a successful value is really a success (result-based retries).
 ///
-/// Implemented by [`AcceptAll`] (every value is a success; nothing is kept) and
-/// [`ByResult`] (wraps a [`ClassifyResult`]; a rejected value is kept for the error).
+/// Implemented by [`AcceptAll`] (every value is a success; nothing is kept),
+/// [`ByResult`] (wraps a [`ClassifyResult`]; a rejected value is kept for the error) and
+/// [`Releasing`] (another check whose rejected values are released before each retry).
+///
+/// # When a rejected value is dropped
+/// | [`release_before_retry`](Self::release_before_retry) | A rejected value that is retried | The rejected value of the last attempt |
+/// |---|---|---|
+/// | `false` (the default) | kept until the next attempt fails or the call ends | kept in the error |
+/// | `true` | dropped as soon as the machine decides to retry, before the sleep and the hooks | kept in the error |
+///
+/// Releasing matters when a value holds a resource: a rejected HTTP response keeps its body,
+/// and with it a pooled connection, alive for as long as it is held. A call stopped while
+/// sleeping after a released value (an abort, an open breaker at wake-up) ends with
+/// [`LastFailure::Nothing`](crate::LastFailure::Nothing) and the class of that value.
 pub trait ResultCheck<T> {
     /// What a failed call keeps of a rejected value.
     type Kept;
@@ -86,6 +99,13 @@ pub trait ResultCheck<T> {
     /// # Errors
     /// The classification of a value that counts as a failure.
     fn check(&self, value: T) -> Result<T, (Classification, Self::Kept)>;
+
+    /// Whether a rejected value is dropped as soon as the machine decides to retry, rather
+    /// than kept until the next attempt ends. `false` by default; the value of the last
+    /// attempt is kept for the error either way.
+    fn release_before_retry(&self) -> bool {
+        false
+    }
 }
 
 impl<T> ResultCheck<T> for AcceptAll {
@@ -113,6 +133,21 @@ impl<T, F: ClassifyResult<T>> ResultCheck<T> for ByResult<F> {
     }
 }
 
+/// A [`ResultCheck`] whose rejected values are dropped before each retry (see
+/// [`ResultCheck::release_before_retry`]); built with [`CallContext::release_rejected`].
+#[derive(Clone, Copy, Debug)]
+pub struct Releasing<R>(pub R);
+
+impl<T, R: ResultCheck<T>> ResultCheck<T> for Releasing<R> {
+    type Kept = R::Kept;
+    fn check(&self, value: T) -> Result<T, (Classification, R::Kept)> {
+        self.0.check(value)
+    }
+    fn release_before_retry(&self) -> bool {
+        true
+    }
+}
+
 type AttemptHook = Arc<dyn Fn(&Attempt) + Send + Sync>;
 type SleepHook = Arc<dyn Fn(&SleepInfo) -> SleepVerdict + Send + Sync>;
 
@@ -131,6 +166,7 @@ pub struct CallContext<'p, C = ChainClassifier, R = AcceptAll> {
     pub(crate) on_attempt: Option<AttemptHook>,
     pub(crate) before_sleep: Option<SleepHook>,
     pub(crate) defer: bool,
+    pub(crate) max_attempts: Option<u32>,
 }
 
 impl Policy {
@@ -153,6 +189,7 @@ impl<'p> CallContext<'p> {
             on_attempt: None,
             before_sleep: None,
             defer: false,
+            max_attempts: None,
         }
     }
 }
@@ -175,6 +212,7 @@ impl<'p, C, R> CallContext<'p, C, R> {
             on_attempt: self.on_attempt,
             before_sleep: self.before_sleep,
             defer: self.defer,
+            max_attempts: self.max_attempts,
         }
     }
 
@@ -190,7 +228,36 @@ impl<'p, C, R> CallContext<'p, C, R> {
             on_attempt: self.on_attempt,
             before_sleep: self.before_sleep,
             defer: self.defer,
+            max_attempts: self.max_attempts,
         }
+    }
+
+    /// Releases values rejected by the result classifier before each retry instead of
+    /// keeping them until the next attempt ends (see [`ResultCheck::release_before_retry`]):
+    /// a retried HTTP response's body and connection are freed before the sleep. The value
+    /// of the last attempt is still kept for the error.
+    pub fn release_rejected(self) -> CallContext<'p, C, Releasing<R>> {
+        CallContext {
+            policy: self.policy,
+            operation: self.operation,
+            classifier: self.classifier,
+            result: Releasing(self.result),
+            abort: self.abort,
+            on_attempt: self.on_attempt,
+            before_sleep: self.before_sleep,
+            defer: self.defer,
+            max_attempts: self.max_attempts,
+        }
+    }
+
+    /// Caps each call of this context at `n` attempts, below the policy's own
+    /// `max_attempts` (a larger `n` changes nothing; `0` counts as `1`). A call stopped by
+    /// the cap ends with [`StopReason::MaxAttempts`](crate::StopReason::MaxAttempts). Use it
+    /// for one call that must not be repeated, such as a request that cannot be sent twice:
+    /// `max_attempts(1)` keeps the breaker, the timeouts and the hooks, and never retries.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
     }
 
     /// An abort handle: once aborted, calls stop between attempts (and cut their sleep

@@ -87,6 +87,10 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
             Some(op) => m.with_operation(op),
             None => m,
         };
+        let m = match ctx.max_attempts {
+            Some(n) => m.with_max_attempts(n),
+            None => m,
+        };
         Self {
             observe: policy.has_hook() || report.is_some(),
             m: m.deferring(ctx.defer),
@@ -133,7 +137,10 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         &mut self,
         now: impl Fn() -> Instant,
         checked: Checked<T, E, V>,
-    ) -> Result<T, Next> {
+    ) -> Result<T, Next>
+    where
+        R: ResultCheck<T, Kept = V>,
+    {
         let (outcome, kept) = match checked {
             Ok(v) => {
                 // A success is dated only if something uses the date: the breaker's buckets,
@@ -153,9 +160,17 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
             }
             Err(failure) => failure,
         };
-        self.last = kept;
         let t = now();
         let d = self.m.on_outcome(t, outcome);
+        let retrying = matches!(d, Decision::Attempt { .. } | Decision::Sleep { .. });
+        self.last = match kept {
+            // Released before the sleep and the hooks: the next attempt replaces it anyway.
+            LastFailure::Value(v) if retrying && self.ctx.result.release_before_retry() => {
+                drop(v);
+                LastFailure::Nothing
+            }
+            kept => kept,
+        };
         Err(self.handle(d, t))
     }
 
