@@ -58,7 +58,10 @@ pub(crate) fn ensure(
 /// What the last attempt of a failed call left behind.
 #[derive(Debug)]
 pub enum LastFailure<E, V> {
-    /// No attempt ran (the breaker refused the first, or the call was aborted first).
+    /// Nothing is left: no attempt ran (the breaker refused the first, or the call was
+    /// aborted first), or the last failure was a rejected value released before its retry
+    /// ([`CallContext::release_rejected`](crate::CallContext::release_rejected)) and the call
+    /// then stopped without another attempt (for example the breaker refused it at wake-up).
     Nothing,
     /// The last attempt returned this error.
     Error(E),
