@@ -22,8 +22,10 @@
 //! The rules run one after another, **each over the whole chain** before the next one is
 //! tried, so an explicit classification deep in the chain beats an `io::Error` at the top:
 //!
-//! 1. **Explicit**: a [`Classified`] wrapper, or a type registered with
-//!    [`ChainClassifier::with_type`] whose [`ClassifyError::classification`] is `Some`.
+//! 1. **Explicit**: a [`Classified`] wrapper, a type registered with
+//!    [`ChainClassifier::with_type`] whose [`ClassifyError::classification`] is `Some`, or the
+//!    error type of an enabled library feature (see [Library classifiers](#library-classifiers))
+//!    with an opinion on it (after the registered types, so a registration can override it).
 //! 2. **I/O kind**: a [`std::io::Error`] whose kind maps through [`class_for_io_kind`].
 //! 3. **Status**: a type registered with [`ChainClassifier::with_status_type`] whose
 //!    [`StatusCode::status_code`] maps through [`class_for_status`] (its
@@ -93,6 +95,23 @@
 //!
 //! Heuristics guess from prose and can be wrong; use [`strict_classifier`] or
 //! [`ChainClassifier::strict`] to turn them off.
+//!
+//! # Library classifiers
+//!
+//! One module per library, each behind its own cargo feature (none is on by default). Each
+//! documents its table and offers functions for direct use; with the feature on,
+//! [`ChainClassifier`] (and so [`default_classifier`] and [`strict_classifier`]) also recognises
+//! the library's error types anywhere in a chain, as part of the explicit rule, with an `Unknown`
+//! verdict counting as no opinion.
+//!
+//! | Module      | Feature          | Recognised in chains | Also |
+//! |-------------|------------------|----------------------|------|
+//! | `http`      | `http`           | (no error type)      | the status table for `http::StatusCode`; `Retry-After` (delta-seconds and HTTP-date, capped against clock skew); a result classifier for `http::Response` |
+//! | `reqwest`   | `reqwest`        | `reqwest::Error` (status, timeout, connect, decode, redirect, builder, request/body) | a result classifier for `reqwest::Response`, with `Retry-After` |
+//! | `tonic`     | `tonic`          | `tonic::Status` (all 17 gRPC codes, and the `grpc-retry-pushback-ms` trailer) | |
+//! | `sqlstate`  | `sqlstate`, `tokio-postgres`, `sqlx` | the error types of `tokio-postgres` and `sqlx` (with those features) | the SQLSTATE table, and SQLite result codes |
+//! | `redis`     | `redis`          | `redis::RedisError` and the errors it carries | |
+//! | `aws`       | `aws`            | the AWS SDK's `SdkError` and error metadata | |
 
 use core::fmt;
 use core::time::Duration;
