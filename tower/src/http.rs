@@ -66,7 +66,8 @@ use http_body_util::{Either, Empty, Full, StreamBody};
 
 use crate::layer::RetryLayer;
 use crate::replay::Replay;
-use redress::{AcceptAll, ChainClassifier, Policy};
+use redress::classify::http::ResponseClassifier;
+use redress::{ChainClassifier, Policy};
 
 /// The header that makes any request retryable: `Idempotency-Key` (the IETF HTTPAPI
 /// draft's name, used by Stripe and others).
@@ -160,11 +161,15 @@ impl<B: ReplayBody> Replay<Request<B>> for HttpReplay {
     }
 }
 
-impl RetryLayer<ChainClassifier, AcceptAll, HttpReplay> {
+impl RetryLayer<ChainClassifier, ResponseClassifier, HttpReplay> {
     /// A layer for HTTP services: like [`RetryLayer::new`], with [`HttpReplay::new`] as the
-    /// replay (idempotent requests with copyable bodies only).
+    /// replay (idempotent requests with copyable bodies only) and the core's
+    /// [`ResponseClassifier`] for responses (a 5xx, 408, 429, … response is a failure of its
+    /// status's class, with its `Retry-After` as the hint; a 2xx or 3xx is a success).
     pub fn http(policy: Policy) -> Self {
-        RetryLayer::new(policy).replay(HttpReplay::new())
+        RetryLayer::new(policy)
+            .replay(HttpReplay::new())
+            .classify_response(ResponseClassifier::new())
     }
 }
 

@@ -52,7 +52,7 @@
 //! | retries, backoff, deadline, attempt timeout, budget, breaker, events | the [`Policy`](redress::Policy) | [`RetryLayer::new`] |
 //! | the operation name of events | the policy's | [`RetryLayer::operation`] |
 //! | the class of an error | [`ChainClassifier::new`](redress::ChainClassifier::new), which also takes [`BoxError`] | [`RetryLayer::classify`] ([`ClassifyServiceError`]) |
-//! | which responses are failures | none ([`AcceptAll`](redress::AcceptAll)) | [`RetryLayer::classify_response`] |
+//! | which responses are failures | none ([`AcceptAll`](redress::AcceptAll)); with `RetryLayer::http`, the core's `ResponseClassifier` (5xx, 408, 429, … with `Retry-After`) | [`RetryLayer::classify_response`] |
 //! | whether and how a request is sent again | [`CloneReplay`]; `HttpReplay` with `RetryLayer::http` | [`RetryLayer::replay`] ([`Replay`]) |
 //!
 //! # Safe defaults

@@ -1,5 +1,6 @@
-//! The layer over HTTP services (`tower::service_fn` over `http::Request`): status-based
-//! retries, `Retry-After`, the idempotency rule, replayable bodies, the breaker, the budget,
+//! The layer over HTTP services (`tower::service_fn` over `http::Request`), with
+//! `RetryLayer::http`'s defaults (the core's `ResponseClassifier`): status-based retries,
+//! `Retry-After`, the idempotency rule, replayable bodies, the breaker, the budget,
 //! and released response bodies. Time is tokio's paused clock.
 #![cfg(feature = "http")]
 #![forbid(unsafe_code)]
@@ -15,29 +16,11 @@ use http::header::RETRY_AFTER;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use redress::backoff::{constant, retry_after_or};
-use redress::classify::class_for_status;
 use redress::event::{EventKind, Recorder};
-use redress::{
-    Budget, CircuitBreaker, Classification, ErrorClass, LastFailure, Policy, Retry, StopReason,
-};
+use redress::{Budget, CircuitBreaker, ErrorClass, LastFailure, Policy, Retry, StopReason};
 use redress_tower::http::{IDEMPOTENCY_KEY, Idempotent, ReplayBody};
 use redress_tower::{Error, RetryLayer};
 use tower::{Layer, Service, ServiceExt, service_fn};
-
-/// The response classifier of these tests: the crate's status table, plus a delta-seconds
-/// `Retry-After` as the hint.
-fn by_status<B>(r: &Response<B>) -> Option<Classification> {
-    let class = class_for_status(r.status().as_u16())?;
-    let hint = r
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    Some(match hint {
-        Some(secs) => Classification::new(class).with_retry_after(Duration::from_secs(secs)),
-        None => Classification::new(class),
-    })
-}
 
 fn policy(attempts: u32, hook: &Recorder) -> Policy {
     Policy::builder()
@@ -156,9 +139,7 @@ fn retries(rec: &Recorder) -> Vec<(Duration, Option<Duration>)> {
 async fn two_503s_then_a_200_make_three_calls_and_return_the_200() {
     let rec = Recorder::default();
     let script = Script::new(&[503, 503, 200]);
-    let mut svc = RetryLayer::http(policy(3, &rec))
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy(3, &rec)).layer(script.service());
     let r = send(&mut svc, get()).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(script.calls(), 3);
@@ -177,9 +158,7 @@ async fn a_429s_retry_after_sets_the_sleep() {
             .build()
             .unwrap();
     let script = Script::with_headers(&[(429, Some("7")), (200, None)]);
-    let mut svc = RetryLayer::http(policy)
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy).layer(script.service());
     let start = tokio::time::Instant::now();
     let r = send(&mut svc, get()).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -198,9 +177,7 @@ async fn a_429s_retry_after_sets_the_sleep() {
 async fn a_404_is_not_retried_and_is_returned() {
     let rec = Recorder::default();
     let script = Script::new(&[404, 200]);
-    let mut svc = RetryLayer::http(policy(3, &rec))
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy(3, &rec)).layer(script.service());
     let r = send(&mut svc, get()).await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(script.calls(), 1);
@@ -216,9 +193,7 @@ async fn a_404_is_not_retried_and_is_returned() {
 async fn the_last_rejected_response_is_returned_as_ok_with_only_its_body_alive() {
     let rec = Recorder::default();
     let script = Script::new(&[503]);
-    let mut svc = RetryLayer::http(policy(3, &rec))
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy(3, &rec)).layer(script.service());
     let r = send(&mut svc, get()).await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(script.calls(), 3);
@@ -252,9 +227,7 @@ async fn a_retried_responses_body_is_dropped_before_the_sleep_and_the_next_attem
         .hook(hook)
         .build()
         .unwrap();
-    let mut svc = RetryLayer::http(policy)
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy).layer(script.service());
     let r = send(&mut svc, get()).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(*at_retry.lock().unwrap(), [1, 2]);
@@ -282,7 +255,6 @@ async fn only_idempotent_or_opted_in_requests_are_retried() {
         let script = Script::new(&[503]);
         let mut svc = RetryLayer::http(policy(3, &rec))
             .retry_non_idempotent(any)
-            .classify_response(by_status)
             .layer(script.service());
         let mut req = Request::builder()
             .method(method.clone())
@@ -311,7 +283,6 @@ async fn a_renamed_idempotency_header_opts_requests_in() {
     let script = Script::new(&[503]);
     let mut svc = RetryLayer::http(policy(3, &rec))
         .idempotency_header(http::HeaderName::from_static("x-once"))
-        .classify_response(by_status)
         .layer(script.service());
     let req = Request::post("http://svc/pay")
         .header("x-once", "1")
@@ -327,9 +298,7 @@ async fn a_request_whose_body_cannot_be_copied_is_sent_once() {
     assert!(Boxed::default().replay_body().is_none());
     let rec = Recorder::default();
     let script = Script::new(&[503, 200]);
-    let mut svc = RetryLayer::http(policy(3, &rec))
-        .classify_response(by_status)
-        .layer(script.service::<Boxed>());
+    let mut svc = RetryLayer::http(policy(3, &rec)).layer(script.service::<Boxed>());
     let req = Request::get("http://svc/stream")
         .body(Boxed::default())
         .unwrap();
@@ -360,9 +329,7 @@ async fn an_open_breaker_rejects_without_calling_the_service() {
         .unwrap();
     // A sustained outage, then recovery on the fourth call.
     let script = Script::new(&[503, 503, 503, 200]);
-    let mut svc = RetryLayer::http(policy)
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy).layer(script.service());
 
     // Three failures in a row open the breaker; the third 503 is the answer.
     let r = send(&mut svc, get()).await.unwrap();
@@ -403,9 +370,7 @@ async fn a_shared_budget_caps_the_retries_of_every_call() {
         .build()
         .unwrap();
     let script = Script::new(&[503]);
-    let mut svc = RetryLayer::http(policy)
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy).layer(script.service());
 
     // The first call gets the budget's two retries, not the policy's four.
     let r = send(&mut svc, get()).await.unwrap();
@@ -427,9 +392,7 @@ async fn the_call_future_is_send_and_static() {
     fn assert_send_static<T: Send + 'static>(_: &T) {}
     let rec = Recorder::default();
     let script = Script::new(&[200]);
-    let mut svc = RetryLayer::http(policy(3, &rec))
-        .classify_response(by_status)
-        .layer(script.service());
+    let mut svc = RetryLayer::http(policy(3, &rec)).layer(script.service());
     svc.ready().await.unwrap();
     let fut = svc.call(get());
     assert_send_static(&fut);
