@@ -33,6 +33,12 @@
 //! true)]` run whole retry schedules instantly. Dropping the call's future at any await
 //! point releases its breaker permit. Zero delays never touch the timer.
 //!
+//! **Spawning a call.** The compiler cannot yet prove that the future of an `async`
+//! closure is `Send`, so a call whose operation is an `async |attempt| …` closure cannot be
+//! moved into `tokio::spawn` when the closure borrows across awaits. Pass a closure
+//! returning an `async move` block instead (`move |attempt| { let c = c.clone(); async move
+//! { … } }`): it is an `AsyncFnMut` too, and its future is `Send` when what it captures is.
+//!
 //! [`RunAsync`] runs calls through a [`CallContext`] (operation name, classifiers, abort
 //! handle, hooks): `policy.context("fetch").run(op).await`.
 #![forbid(unsafe_code)]
