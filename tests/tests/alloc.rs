@@ -148,6 +148,17 @@ fn an_open_breaker_rejects_without_allocating() {
     }
 }
 
+/// A policy observed by a `TracingHook` while no tracing subscriber is installed: the
+/// success event is emitted, and tracing's disabled fast path allocates nothing.
+fn a_tracing_hook_without_a_subscriber_allocates_nothing() {
+    let policy = Policy::builder()
+        .retry(retry())
+        .hook(redress::observe::TracingHook::new())
+        .build()
+        .unwrap();
+    calls_allocate_nothing(&policy, "tracing hook, no subscriber", true);
+}
+
 fn the_machine_alone_allocates_nothing() {
     let p = retry().policy().unwrap();
     let (n, d) = fewest_allocations!({
@@ -254,6 +265,7 @@ fn hot_paths_allocate_nothing_and_read_the_clock_only_when_needed() {
     the_counter_sees_allocations();
     success_paths_allocate_nothing();
     an_open_breaker_rejects_without_allocating();
+    a_tracing_hook_without_a_subscriber_allocates_nothing();
     the_machine_alone_allocates_nothing();
     success_paths_read_the_clock_only_when_needed();
 }
