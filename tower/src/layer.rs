@@ -30,7 +30,7 @@ use crate::replay::{CloneReplay, Replay};
 /// | the last attempt ran past its time limit | the policy's reason (`MaxAttempts`, `DeadlineExceeded`, …) | n | [`TimedOut`](LastFailure::TimedOut) |
 /// | the inner service failed and the policy stopped retrying | the policy's reason | n | [`Error`](LastFailure::Error) with the [`Classified`] error |
 /// | the inner service's `poll_ready` failed | [`NonRetryable`](StopReason::NonRetryable) | 0 | [`Error`](LastFailure::Error) |
-/// | a released response was retried, and the call stopped while waiting (breaker open at wake-up, deadline) | the policy's reason | n | [`Nothing`](LastFailure::Nothing), with [`last_class()`](RetryError::last_class) |
+/// | a released response was retried, and the call stopped while waiting (an abort, or a breaker that opened later) — a breaker that opened with that failure and stays open past the sleep keeps the response, which is returned as `Ok` | the policy's reason | n | [`Nothing`](LastFailure::Nothing), with [`last_class()`](RetryError::last_class) |
 ///
 /// A response rejected by the response classifier on the last attempt is not an error:
 /// the service returns it as `Ok`. The inner error is reached with

@@ -355,6 +355,38 @@ async fn an_open_breaker_rejects_without_calling_the_service() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_breaker_opening_mid_call_still_returns_the_last_response() {
+    // The second 503 opens the breaker; the machine plans a retry after 1 s, but the breaker
+    // stays open for 30 s and refuses it at wake-up. The 503 is kept for the caller.
+    let rec = Recorder::default();
+    let breaker = CircuitBreaker::consecutive(2, Duration::from_secs(60))
+        .recovery(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let policy = Policy::builder()
+        .retry(
+            Retry::builder()
+                .max_attempts(3)
+                .no_deadline()
+                .strategy(constant(Duration::from_secs(1))),
+        )
+        .breaker(Arc::new(breaker))
+        .hook(rec.clone())
+        .build()
+        .unwrap();
+    let script = Script::new(&[503]);
+    let mut svc = RetryLayer::http(policy).layer(script.service());
+    let r = send(&mut svc, get()).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(script.calls(), 2);
+    assert!(rec.names().contains(&"circuit_opened"));
+    // Only the returned response's body is alive: the first 503's was released.
+    assert_eq!(script.drops(), 1);
+    drop(r);
+    assert_eq!(script.drops(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_shared_budget_caps_the_retries_of_every_call() {
     let rec = Recorder::default();
     let budget = Arc::new(Budget::rolling(2, Duration::from_secs(60)).build().unwrap());

@@ -162,7 +162,17 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         };
         let t = now();
         let d = self.m.on_outcome(t, outcome);
-        let retrying = matches!(d, Decision::Attempt { .. } | Decision::Sleep { .. });
+        // A retry the breaker will refuse at wake-up (it just opened, and stays open past the
+        // sleep) is no retry: keep the value, so the call still ends with it.
+        let retrying = match d {
+            Decision::Attempt { .. } => true,
+            Decision::Sleep { until, .. } => {
+                let policy = self.ctx.policy;
+                policy.breaker_scope() != crate::policy::BreakerScope::PerAttempt
+                    || policy.breaker().is_none_or(|b| b.would_admit(until))
+            }
+            _ => false,
+        };
         self.last = match kept {
             // Released before the sleep and the hooks: the next attempt replaces it anyway.
             LastFailure::Value(v) if retrying && self.ctx.result.release_before_retry() => {
