@@ -7,7 +7,7 @@
 //! | `replay(&request)` before the first attempt | The call |
 //! |---|---|
 //! | `Some(copy)` | retried as the policy allows; every attempt sends a fresh copy of the original |
-//! | `None` | exactly one attempt (still under the breaker, the attempt timeout, the deadline and the policy's hook), never retried; it ends with [`StopReason::MaxAttempts`](redress::StopReason::MaxAttempts) if it fails |
+//! | `None` | exactly one attempt (still under the breaker, the attempt timeout, the deadline and the policy's hook), never retried; a failure ends with the policy's reason ([`StopReason::MaxAttempts`](redress::StopReason::MaxAttempts) for a class that would have been retried), and a response classified as a failure is returned as `Ok` |
 //!
 //! Implementations: [`CloneReplay`] (any `Clone` request; the default of
 //! [`RetryLayer::new`](crate::RetryLayer::new)), [`NoReplay`] (never: a layer for its
