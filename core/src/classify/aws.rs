@@ -28,7 +28,7 @@
 //! # Error codes ([`class_for_aws_code`])
 //!
 //! The throttling and transient codes are exactly those of the SDK's own retry classifier
-//! (`aws-smithy-runtime`'s `THROTTLING_ERRORS` and `TRANSIENT_ERRORS`); the others are the
+//! (the AWS SDK's retry classifier lists, `THROTTLING_ERRORS` and `TRANSIENT_ERRORS` of `aws-runtime`); the others are the
 //! common codes of AWS services.
 //!
 //! | Code | Class |
@@ -76,8 +76,9 @@
 //! | variants added later | `Unknown` |
 //!
 //! When a service error is retried by default (not `Auth`, `Permission` or `Permanent`) and
-//! its response carries `x-amz-retry-after` (milliseconds, as the SDK reads it), that becomes
-//! the classification's [`retry_after`](Classification::retry_after).
+//! its response carries `x-amz-retry-after` (milliseconds, as the SDK reads it; ASCII digits
+//! only, at most [`MAX_RETRY_AFTER`]), that becomes the classification's
+//! [`retry_after`](Classification::retry_after).
 //!
 //! # In the chain classifier
 //!
@@ -111,7 +112,7 @@ macro_rules! codes {
 
 /// The error code table.
 const CODES: &[CodeRow] = codes![
-    // aws-smithy-runtime's THROTTLING_ERRORS, in its order.
+    // the AWS SDK's THROTTLING_ERRORS (aws-runtime), in its order.
     RateLimit: [
         "Throttling",
         "ThrottlingException",
@@ -128,7 +129,7 @@ const CODES: &[CodeRow] = codes![
         "PriorRequestNotComplete",
         "EC2ThrottledException",
     ],
-    // aws-smithy-runtime's TRANSIENT_ERRORS.
+    // the AWS SDK's TRANSIENT_ERRORS (aws-runtime).
     Transient: ["RequestTimeout", "RequestTimeoutException"],
     Transient: ["IDPCommunicationError", "IDPCommunicationErrorException"],
     ServerError: [
@@ -215,6 +216,10 @@ const CODES: &[CodeRow] = codes![
 
 /// The response header in which AWS services ask for a delay, in milliseconds.
 const RETRY_AFTER_HEADER: &str = "x-amz-retry-after";
+
+/// The longest `x-amz-retry-after` hint taken (5 minutes, as the `http` and `tonic`
+/// classifiers cap theirs): a larger value, bogus or hostile, must not park a caller.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The class of an AWS error code (the `code` of an [`ErrorMetadata`]), or `None` for a code
 /// the table does not know. See the [module documentation](self) for the table.
@@ -319,8 +324,14 @@ fn with_retry_after(found: Classification, raw: &Response) -> Classification {
     let wait = raw
         .headers()
         .get(RETRY_AFTER_HEADER)
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_millis);
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        // Digits only; too many of them for a u64 is as long as the cap allows.
+        .map(|v| {
+            v.parse::<u64>()
+                .map_or(MAX_RETRY_AFTER, Duration::from_millis)
+        })
+        .map(|wait| wait.min(MAX_RETRY_AFTER));
     match wait {
         Some(wait) => found.with_retry_after(wait),
         None => found,
@@ -592,6 +603,15 @@ mod tests {
         // Unparseable: ignored.
         let c = classify_sdk_error(&with_header(Some("SlowDown"), 503, "soon"));
         assert_eq!(c.retry_after, None);
+        for odd in ["+5", "-5", "1.5", ""] {
+            let c = classify_sdk_error(&with_header(Some("SlowDown"), 503, odd));
+            assert_eq!(c.retry_after, None, "{odd:?}");
+        }
+        // Too long, or too long for a u64: the cap.
+        for huge in ["3600000", "99999999999999999999999"] {
+            let c = classify_sdk_error(&with_header(Some("SlowDown"), 503, huge));
+            assert_eq!(c.retry_after, Some(MAX_RETRY_AFTER), "{huge}");
+        }
         // Not retried by default: not attached.
         let c = classify_sdk_error(&with_header(Some("ValidationException"), 400, "5000"));
         assert_eq!(c.class, ErrorClass::Permanent);
