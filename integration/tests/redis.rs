@@ -149,11 +149,21 @@ async fn set(
         Some(connection) => connection,
         None => conn.insert(client.get_multiplexed_async_connection().await?),
     };
+    // The reply must be the server's `OK`: anything else (a socket that connected to itself
+    // while the port was free reads its own command back) is a failure to retry.
     let result = redis::cmd("SET")
         .arg(key(i))
         .arg(i)
-        .query_async::<()>(connection)
-        .await;
+        .query_async::<redis::Value>(connection)
+        .await
+        .and_then(|reply| match reply {
+            redis::Value::Okay => Ok(()),
+            other => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "SET was not answered with OK",
+                format!("{other:?}"),
+            ))),
+        });
     if result.is_err() {
         *conn = None;
     }
