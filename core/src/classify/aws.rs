@@ -99,7 +99,7 @@ use ::aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ::aws_smithy_types::retry::ErrorKind as RetryKind;
 
 use crate::class::{Classification, ErrorClass};
-use crate::classify::{ClassifyError, io_rule, status_entry};
+use crate::classify::{ClassifyError, io_rule, status_entry, verdict};
 
 /// One row of the code table: code, class, detail string.
 type CodeRow = (&'static str, ErrorClass, &'static str);
@@ -336,10 +336,6 @@ fn with_retry_after(found: Classification, raw: &Response) -> Classification {
         Some(wait) => found.with_retry_after(wait),
         None => found,
     }
-}
-
-fn verdict(class: ErrorClass, details: &'static str) -> Classification {
-    Classification::new(class).with_details(details)
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ use ::http::header::RETRY_AFTER;
 use ::http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::class::{Classification, ClassifyResult, ErrorClass};
+use crate::classify::verdict;
 
 /// The default cap on a `Retry-After` hint: 5 minutes.
 ///
@@ -226,7 +227,7 @@ impl LazyNow {
 /// The class and static details of a failing status, without hints.
 fn status_classification(status: StatusCode) -> Option<Classification> {
     let (class, details) = super::status_entry(status.as_u16())?;
-    Some(Classification::new(class).with_details(details))
+    Some(verdict(class, details))
 }
 
 /// [`classify_parts`] with a `now` computed only when a date needs it.

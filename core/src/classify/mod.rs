@@ -569,7 +569,7 @@ fn status_probe<T: StatusCode + Error + 'static>(
 ) -> Option<Classification> {
     let err = err.downcast_ref::<T>()?;
     let (class, details) = status_entry(err.status_code()?)?;
-    let classification = Classification::new(class).with_details(details);
+    let classification = verdict(class, details);
     Some(match err.retry_after() {
         Some(wait) => classification.with_retry_after(wait),
         None => classification,
@@ -707,10 +707,15 @@ fn library_rule(err: &(dyn Error + 'static)) -> Option<Classification> {
     found
 }
 
+/// A classification of `class` with a static details string: every table row's verdict.
+fn verdict(class: ErrorClass, details: &'static str) -> Classification {
+    Classification::new(class).with_details(details)
+}
+
 fn io_rule(err: &(dyn Error + 'static)) -> Option<Classification> {
     chain(err).find_map(|e| {
         let (class, details) = io_entry(e.downcast_ref::<io::Error>()?.kind())?;
-        Some(Classification::new(class).with_details(details))
+        Some(verdict(class, details))
     })
 }
 
@@ -720,7 +725,7 @@ fn heuristic_rule(err: &(dyn Error + 'static)) -> Option<Classification> {
         // An `Err` means the text was truncated (or the `Display` failed): use what we got.
         let _ = fmt::write(&mut text, format_args!("{e}"));
         let &(_, class, details) = heuristic_entry(text.as_bytes())?;
-        Some(Classification::new(class).with_details(details))
+        Some(verdict(class, details))
     })
 }
 

@@ -58,12 +58,11 @@
 
 use std::error::Error;
 use std::io;
-use std::sync::Arc;
 
 use ::redis::{ErrorKind, ParsingError, RedisError, ServerError};
 
 use crate::class::{Classification, ErrorClass};
-use crate::classify::{ClassifyError, io_entry};
+use crate::classify::{ClassifyError, chain, io_entry, verdict};
 
 /// One row of the server code table: code, class, detail string.
 type CodeRow = (&'static str, ErrorClass, &'static str);
@@ -208,19 +207,13 @@ fn io(err: &RedisError) -> Classification {
     }
 }
 
-/// The kind of the `io::Error` inside `err`. redis keeps it in an `Arc<dyn Error>`, which is
-/// what `source()` returns, and whose own `source()` skips the `io::Error`.
+/// The kind of the `io::Error` inside `err` (redis keeps it in an `Arc<dyn Error>`, which the
+/// chain walk steps into).
 fn io_kind(err: &RedisError) -> Option<io::ErrorKind> {
-    let inner = err.source()?;
-    let inner: &(dyn Error + 'static) = match inner.downcast_ref::<Arc<dyn Error + Send + Sync>>() {
-        Some(arc) => &**arc,
-        None => inner,
-    };
-    inner.downcast_ref::<io::Error>().map(io::Error::kind)
-}
-
-fn verdict(class: ErrorClass, details: &'static str) -> Classification {
-    Classification::new(class).with_details(details)
+    chain(err)
+        .skip(1)
+        .find_map(|e| e.downcast_ref::<io::Error>())
+        .map(io::Error::kind)
 }
 
 #[cfg(test)]

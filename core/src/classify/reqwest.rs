@@ -77,7 +77,7 @@ use ::reqwest::{Error as ReqwestError, Response};
 
 pub use super::http::ResponseClassifier;
 use crate::class::{Classification, ClassifyResult, ErrorClass};
-use crate::classify::{ClassifyError, chain, io_entry, status_entry};
+use crate::classify::{ClassifyError, chain, io_entry, status_entry, verdict};
 
 /// The classification of a reqwest error (the table of the [module documentation](self)).
 pub fn classify_error(err: &ReqwestError) -> Classification {
@@ -163,10 +163,6 @@ fn cut_short(err: &ReqwestError) -> bool {
             || e.downcast_ref::<ReqwestError>()
                 .is_some_and(|inner| inner.is_body() || inner.is_request())
     })
-}
-
-fn verdict(class: ErrorClass, details: &'static str) -> Classification {
-    Classification::new(class).with_details(details)
 }
 
 #[cfg(test)]

@@ -184,6 +184,7 @@
 use std::error::Error;
 
 use crate::class::{Classification, ErrorClass};
+use crate::classify::verdict;
 
 /// One row of the exact-code table: code, class (`None`: no opinion), detail string.
 type CodeRow = (&'static str, Option<ErrorClass>, &'static str);
@@ -302,7 +303,7 @@ pub fn class_for_sqlstate(code: &str) -> Option<ErrorClass> {
 /// details are static strings: nothing is allocated.
 pub fn classify_sqlstate(code: &str) -> Option<Classification> {
     let (class, details) = sqlstate_entry(code)?;
-    Some(Classification::new(class).with_details(details))
+    Some(verdict(class, details))
 }
 
 fn sqlstate_entry(code: &str) -> Option<(ErrorClass, &'static str)> {
@@ -386,7 +387,7 @@ fn classify_sqlite_text(code: &str) -> Option<Classification> {
         return None;
     }
     let (class, details) = sqlite_entry(code.parse().ok()?)?;
-    Some(Classification::new(class).with_details(details))
+    Some(verdict(class, details))
 }
 
 /// The chain classifier's probe: `Some` when `err` is one of the enabled libraries' error
@@ -415,7 +416,7 @@ mod postgres {
 
     use super::classify_sqlstate;
     use crate::class::{Classification, ErrorClass};
-    use crate::classify::{ClassifyError, io_rule};
+    use crate::classify::{ClassifyError, io_rule, verdict};
 
     /// Classifies a `tokio_postgres::Error`: its SQLSTATE, else a closed connection, a timeout,
     /// an I/O error, or the kind of client-side failure. See the
@@ -463,7 +464,7 @@ mod postgres {
         if let Some(found) = io_rule(err) {
             return Some(found);
         }
-        kind_entry(&text).map(|(class, details)| Classification::new(class).with_details(details))
+        kind_entry(&text).map(|(class, details)| verdict(class, details))
     }
 
     fn transient(details: &'static str) -> Classification {
@@ -689,7 +690,7 @@ mod sqlx {
 
     use super::{classify_sqlite_text, classify_sqlstate};
     use crate::class::{Classification, ErrorClass};
-    use crate::classify::{ClassifyError, io_entry, io_rule};
+    use crate::classify::{ClassifyError, io_entry, io_rule, verdict};
 
     /// Classifies a `sqlx::Error`, every variant. See the
     /// [module documentation](super#sqlx-classify_sqlx_error).
@@ -770,10 +771,6 @@ mod sqlx {
             _ => return None,
         };
         Some(verdict(ErrorClass::Permanent, details))
-    }
-
-    fn verdict(class: ErrorClass, details: &'static str) -> Classification {
-        Classification::new(class).with_details(details)
     }
 }
 

@@ -87,7 +87,7 @@ use ::tonic::metadata::MetadataMap;
 use ::tonic::{Code, Status};
 
 use crate::class::{Classification, ErrorClass};
-use crate::classify::ClassifyError;
+use crate::classify::{ClassifyError, verdict};
 
 /// The metadata key (trailer) of the server's retry pushback (gRPC proposal A6).
 pub const PUSHBACK_KEY: &str = "grpc-retry-pushback-ms";
@@ -183,7 +183,7 @@ pub fn classify_status_with_max_pushback(status: &Status, cap: Duration) -> Clas
     let Some(class) = class else {
         return Classification::new(ErrorClass::Unknown).with_details(details);
     };
-    let classification = Classification::new(class).with_details(details);
+    let classification = verdict(class, details);
     match retry_pushback(status.metadata(), cap) {
         None => classification,
         Some(Pushback::After(delay)) => classification.with_retry_after(delay),
