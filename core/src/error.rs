@@ -160,6 +160,29 @@ impl<E, V> RetryError<E, V> {
         }
     }
 
+    /// Splits off a rejected value: `Ok(value)` if the result classifier rejected the last
+    /// attempt's value, otherwise the same error (reason, attempts, class, last failure,
+    /// state) with no value type. A middleware returning the last response as its answer
+    /// uses this.
+    ///
+    /// # Errors
+    /// The error itself when its last failure is not a rejected value.
+    pub fn take_value<W>(self) -> Result<V, RetryError<E, W>> {
+        let last = match self.last {
+            LastFailure::Value(v) => return Ok(v),
+            LastFailure::Error(e) => LastFailure::Error(e),
+            LastFailure::TimedOut => LastFailure::TimedOut,
+            LastFailure::Nothing => LastFailure::Nothing,
+        };
+        Err(RetryError {
+            reason: self.reason,
+            attempts: self.attempts,
+            last_class: self.last_class,
+            last,
+            state: self.state,
+        })
+    }
+
     /// The pending state of a deferred call, to resume it later.
     pub fn state(&self) -> Option<&crate::RetryState> {
         self.state.as_deref()
@@ -212,5 +235,32 @@ mod tests {
     fn retry_errors_stay_small_enough_to_return_by_value() {
         // clippy's result_large_err fires at 128 bytes; callers return these in `Result`s.
         assert!(std::mem::size_of::<RetryError<std::io::Error>>() <= 64);
+    }
+
+    #[test]
+    fn take_value_splits_off_a_rejected_value_and_keeps_everything_else() {
+        use crate::{ErrorClass, StopReason};
+        let class = Some(ErrorClass::ServerError);
+        let e: RetryError<&str, u16> =
+            RetryError::new(StopReason::MaxAttempts, 3, class, LastFailure::Value(503));
+        assert_eq!(e.take_value::<()>().ok(), Some(503));
+
+        let e: RetryError<&str, u16> = RetryError::new(
+            StopReason::MaxAttempts,
+            2,
+            class,
+            LastFailure::Error("reset"),
+        );
+        let e = e.take_value::<()>().unwrap_err();
+        assert_eq!(
+            (e.reason(), e.attempts(), e.last_class(), e.error()),
+            (StopReason::MaxAttempts, 2, class, Some(&"reset"))
+        );
+        let e: RetryError<&str, u16> =
+            RetryError::new(StopReason::MaxAttempts, 1, class, LastFailure::TimedOut);
+        assert!(matches!(
+            e.take_value::<()>().unwrap_err().last(),
+            LastFailure::TimedOut
+        ));
     }
 }

@@ -311,30 +311,13 @@ where
     };
     let ctx = if replayable { ctx } else { ctx.max_attempts(1) };
     let result = run_async(ctx, &TokioTimer, None, None, op).await;
-    result.or_else(last_response)
+    // A call that ended on a rejected response returns that response; any other ending is
+    // the error.
+    result.or_else(RetryError::take_value)
 }
 
 /// The error of a retry left with nothing to send (a [`Replay`] that changed its mind).
 fn not_replayable() -> Classified {
     let class = Classification::new(ErrorClass::Permanent).with_details("request not replayable");
     Classified::new(class, "the request cannot be sent again")
-}
-
-/// A call that ended on a rejected response returns that response; any other ending is the
-/// error.
-fn last_response<T>(e: RetryError<Classified, T>) -> Result<T, Error> {
-    let (reason, attempts, class) = (e.reason(), e.attempts(), e.last_class());
-    let last = match e.last() {
-        LastFailure::Nothing => LastFailure::Nothing,
-        LastFailure::TimedOut => LastFailure::TimedOut,
-        LastFailure::Value(_) => {
-            return e
-                .into_value()
-                .ok_or_else(|| Error::new(reason, attempts, class, LastFailure::Nothing));
-        }
-        LastFailure::Error(_) => e
-            .into_inner()
-            .map_or(LastFailure::Nothing, LastFailure::Error),
-    };
-    Err(Error::new(reason, attempts, class, last))
 }
