@@ -235,18 +235,20 @@ impl Run {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     last_now: u64,
     probes_out: u32,
     probe_successes: u32,
     run: Option<Run>,
     class_runs: ClassTable<Option<Run>>,
-    failures: Buckets,
+    pub(crate) failures: Buckets,
+    /// What the rest of a fleet reported (failure-rate mode); see [`crate::fleet`].
+    pub(crate) fleet: Option<crate::fleet::Remote<crate::fleet::FleetBreakerCounts>>,
 }
 
-const CLOSED: u64 = 0;
-const OPEN: u64 = 1;
-const HALF_OPEN: u64 = 2;
+pub(crate) const CLOSED: u64 = 0;
+pub(crate) const OPEN: u64 = 1;
+pub(crate) const HALF_OPEN: u64 = 2;
 
 /// A circuit breaker shared by `Arc`. See the [module docs](self) for the model.
 ///
@@ -257,13 +259,13 @@ const HALF_OPEN: u64 = 2;
 pub struct CircuitBreaker {
     config: BreakerConfig,
     /// `generation << 2 | state`; written only under `inner`'s lock.
-    word: AtomicU64,
+    pub(crate) word: AtomicU64,
     /// While open: the instant (nanos) it may admit a probe.
-    open_until: AtomicU64,
+    pub(crate) open_until: AtomicU64,
     /// Consecutive mode: failures in the current run (a success only locks when non-zero).
     streak: AtomicU32,
     /// Failure-rate mode: successes per time bucket.
-    successes: Buckets,
+    pub(crate) successes: Buckets,
     inner: Mutex<Inner>,
 }
 
@@ -340,6 +342,7 @@ impl CircuitBreaker {
                 run,
                 class_runs,
                 failures: Buckets::new(buckets, width),
+                fleet: None,
             }),
             config,
         })
@@ -520,23 +523,25 @@ impl CircuitBreaker {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every critical section leaves Inner consistent, so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_state(&self, inner: &mut Inner, state: u64, _now: u64) -> u64 {
+    pub(crate) fn set_state(&self, inner: &mut Inner, state: u64, _now: u64) -> u64 {
         let g = (self.word.load(Ordering::Acquire) >> 2).wrapping_add(1);
         inner.probes_out = 0;
         inner.probe_successes = 0;
         self.reset_run(inner);
         inner.failures.clear();
         self.successes.clear();
+        // The fleet's counts were for the old state too: the next exchange brings new ones.
+        inner.fleet = None;
         self.word.store(g << 2 | state, Ordering::Release);
         g
     }
 
-    fn open(&self, inner: &mut Inner, now: u64) {
+    pub(crate) fn open(&self, inner: &mut Inner, now: u64) {
         self.open_until.store(
             now.saturating_add(duration_nanos(self.config.recovery)),
             Ordering::Release,
@@ -571,11 +576,12 @@ impl CircuitBreaker {
                 min_throughput,
                 ..
             } => {
-                let now = Instant::from_nanos(now);
-                inner.failures.add(now, 1);
-                let fails = inner.failures.sum(now);
-                let total = fails + self.successes.sum(now);
-                total >= u64::from(*min_throughput) && fails as f64 >= ratio * total as f64
+                let at = Instant::from_nanos(now);
+                inner.failures.add(at, 1);
+                let others = crate::fleet::Remote::current(&inner.fleet, now).unwrap_or_default();
+                let fails = inner.failures.sum(at) + others.failures;
+                let total = inner.failures.sum(at) + self.successes.sum(at) + others.calls;
+                trips(*ratio, *min_throughput, fails, total)
             }
         }
     }
@@ -591,9 +597,14 @@ impl CircuitBreaker {
     }
 }
 
+/// Whether `fails` of `total` calls cross a failure-rate threshold.
+pub(crate) fn trips(ratio: f64, min_throughput: u32, fails: u64, total: u64) -> bool {
+    fails > 0 && total >= u64::from(min_throughput) && fails as f64 >= ratio * total as f64
+}
+
 impl Inner {
     /// Clamps time that went backwards to the latest instant seen.
-    fn advance(&mut self, now: Instant) -> u64 {
+    pub(crate) fn advance(&mut self, now: Instant) -> u64 {
         self.last_now = self.last_now.max(now.as_nanos());
         self.last_now
     }

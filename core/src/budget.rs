@@ -28,7 +28,8 @@ use core::time::Duration;
 
 use crate::class::{ClassTable, ErrorClass};
 use crate::error::{ConfigError, ensure};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::fleet::Remote;
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::time::{Instant, duration_nanos};
 use crate::window::Buckets;
 
@@ -140,7 +141,10 @@ impl BudgetBuilder {
         Ok(Budget {
             kind: self.kind,
             costs: self.costs,
-            withdrawn: Mutex::new(Buckets::new(len, width)),
+            ledger: Mutex::new(Ledger {
+                withdrawn: Buckets::new(len, width),
+                fleet: None,
+            }),
             latest: AtomicU64::new(0),
             deposits,
         })
@@ -154,11 +158,19 @@ impl BudgetBuilder {
 pub struct Budget {
     kind: BudgetKind,
     costs: ClassTable<Option<u32>>,
-    withdrawn: Mutex<Buckets>,
-    /// The latest instant (nanos) a withdrawal was checked at; written under `withdrawn`'s
+    pub(crate) ledger: Mutex<Ledger>,
+    /// The latest instant (nanos) a withdrawal was checked at; written under `ledger`'s
     /// lock.
-    latest: AtomicU64,
-    deposits: Option<Buckets>,
+    pub(crate) latest: AtomicU64,
+    pub(crate) deposits: Option<Buckets>,
+}
+
+/// What withdrawals serialise on.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    pub(crate) withdrawn: Buckets,
+    /// What the rest of a fleet spent and deposited; see [`crate::fleet`].
+    pub(crate) fleet: Option<crate::fleet::Remote<crate::fleet::FleetBudgetCounts>>,
 }
 
 impl Budget {
@@ -220,7 +232,7 @@ impl Budget {
         if cost == 0 {
             return true;
         }
-        let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+        let ledger = self.lock();
         // Clamped, so the withdrawal lands in a bucket every later check counts; an older
         // `now` would neither see newer withdrawals nor be recorded.
         let now = Instant::from_nanos(
@@ -228,21 +240,31 @@ impl Budget {
                 .fetch_max(now.as_nanos(), Ordering::Relaxed)
                 .max(now.as_nanos()),
         );
-        if withdrawn.sum(now) + u64::from(cost) > self.capacity(now) {
+        let others = Remote::current(&ledger.fleet, now.as_nanos()).unwrap_or_default();
+        let spent = ledger.withdrawn.sum(now) + others.withdrawn;
+        if spent + u64::from(cost) > self.capacity(now, others.deposits) {
             return false;
         }
-        withdrawn.add(now, u64::from(cost));
+        ledger.withdrawn.add(now, u64::from(cost));
         true
     }
 
-    /// Cost units that could be withdrawn at `now` (clamped like [`withdraw`](Self::withdraw)'s).
+    /// Cost units that could be withdrawn at `now` (clamped like [`withdraw`](Self::withdraw)'s),
+    /// counting what the rest of the fleet spent if a [`merge`](Self::merge) is current.
     pub fn remaining(&self, now: Instant) -> u64 {
-        let withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+        let ledger = self.lock();
         let now = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));
-        self.capacity(now).saturating_sub(withdrawn.sum(now))
+        let others = Remote::current(&ledger.fleet, now.as_nanos()).unwrap_or_default();
+        self.capacity(now, others.deposits)
+            .saturating_sub(ledger.withdrawn.sum(now) + others.withdrawn)
     }
 
-    fn capacity(&self, now: Instant) -> u64 {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Ledger> {
+        // Every critical section leaves the ledger consistent, so a poisoned lock is usable.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn capacity(&self, now: Instant, fleet_deposits: u64) -> u64 {
         match self.kind {
             BudgetKind::Rolling { max_retries, .. } => u64::from(max_retries),
             BudgetKind::Ratio {
@@ -250,7 +272,7 @@ impl Budget {
                 min_per_second,
                 window,
             } => {
-                let deposits = self.deposits.as_ref().map_or(0, |d| d.sum(now));
+                let deposits = self.deposits.as_ref().map_or(0, |d| d.sum(now)) + fleet_deposits;
                 // Floor, not round: 0.6 of one deposit allows no retry (tower#857).
                 let v = ratio * deposits as f64 + min_per_second * window.as_secs_f64();
                 v.floor().clamp(0.0, u64::MAX as f64) as u64

@@ -108,6 +108,7 @@ pub mod doctor;
 pub mod drive;
 pub mod error;
 pub mod event;
+pub mod fleet;
 mod machine;
 pub mod manual;
 #[cfg(any(feature = "tracing", feature = "metrics"))]

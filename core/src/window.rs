@@ -74,6 +74,30 @@ impl Buckets {
             .sum()
     }
 
+    /// The width of one bucket, in nanoseconds.
+    pub(crate) fn width(&self) -> u64 {
+        self.width
+    }
+
+    /// The non-empty buckets that [`sum`](Self::sum) at `now` counts, as
+    /// `(start of the bucket in nanos, count)`, oldest first.
+    pub(crate) fn live(&self, now: Instant) -> Vec<(u64, u64)> {
+        let epoch = self.epoch(now);
+        let len = self.slots.len() as u64;
+        let mut out: Vec<(u64, u64)> = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|v| {
+                let e = v >> EPOCH_SHIFT;
+                e <= epoch && epoch - e < len && v & COUNT_MASK > 0
+            })
+            .map(|v| ((v >> EPOCH_SHIFT).saturating_mul(self.width), v & COUNT_MASK))
+            .collect();
+        out.sort_unstable_by_key(|&(start, _)| start);
+        out
+    }
+
     /// Empties every bucket.
     pub(crate) fn clear(&self) {
         for s in self.slots.iter() {
