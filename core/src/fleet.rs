@@ -302,9 +302,7 @@ impl CircuitBreaker {
         };
         inner.fleet = Some(remote);
         let at = Instant::from_nanos(now);
-        let Some(others) = Remote::current(&inner.fleet, now) else {
-            return None;
-        };
+        let others = Remote::current(&inner.fleet, now)?;
         let own_failures = inner.failures.sum(at);
         let fails = own_failures + others.failures;
         let total = own_failures + self.successes.sum(at) + others.calls;
