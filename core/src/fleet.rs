@@ -67,13 +67,15 @@
 use core::time::Duration;
 
 use crate::breaker::{CLOSED, CircuitBreaker, CircuitState, OPEN, Transition, TripMode, trips};
-use crate::budget::Budget;
+use crate::budget::{Budget, BudgetKind};
 use crate::sync::Ordering;
 use crate::time::Instant;
 
 /// A budget's own counts, as [`Budget::snapshot`] reports them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetSnapshot {
+    /// The budget's window.
+    pub window: Duration,
     /// The width of one time bucket.
     pub bucket_width: Duration,
     /// The non-empty buckets of the current window, oldest first.
@@ -110,6 +112,8 @@ pub struct BreakerSnapshot {
     pub generation: u64,
     /// While open: when it may admit a probe.
     pub open_until: Option<Instant>,
+    /// The window failures are counted over.
+    pub window: Duration,
     /// Failure-rate mode: the width of one time bucket; `None` in consecutive mode.
     pub bucket_width: Option<Duration>,
     /// Failure-rate mode: the non-empty buckets of the current window, oldest first. The
@@ -191,7 +195,11 @@ impl Budget {
             }
         }
         buckets.sort_unstable_by_key(|b| b.start);
+        let window = match self.kind() {
+            BudgetKind::Rolling { window, .. } | BudgetKind::Ratio { window, .. } => window,
+        };
         BudgetSnapshot {
+            window,
             bucket_width: Duration::from_nanos(width),
             buckets,
         }
@@ -224,6 +232,9 @@ impl CircuitBreaker {
     pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
         let inner = self.lock();
         let w = self.word.load(Ordering::Acquire);
+        let window = match self.config().mode {
+            TripMode::FailureRate { window, .. } | TripMode::Consecutive { window, .. } => window,
+        };
         let (bucket_width, failures) = match self.config().mode {
             TripMode::FailureRate { .. } => (
                 Some(Duration::from_nanos(inner.failures.width())),
@@ -265,6 +276,7 @@ impl CircuitBreaker {
             generation: w >> 2,
             open_until: (state == CircuitState::Open)
                 .then(|| Instant::from_nanos(self.open_until.load(Ordering::Acquire))),
+            window,
             bucket_width,
             buckets,
         }
@@ -470,7 +482,11 @@ mod tests {
             Some(Transition::Opened),
             "6 of 10 failed"
         );
-        assert_eq!(b.fleet(at(1)), None, "a transition drops the fleet's counts");
+        assert_eq!(
+            b.fleet(at(1)),
+            None,
+            "a transition drops the fleet's counts"
+        );
     }
 
     #[test]

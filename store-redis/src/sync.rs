@@ -1,0 +1,392 @@
+//! The sync task of one shared object: an exchange every interval, off the call path.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redress::breaker::Transition;
+use redress::fleet::{FleetBreakerCounts, FleetBudgetCounts, FleetDirective};
+use redress::{Budget, CircuitBreaker, CircuitState, Instant};
+
+use crate::exchange::{Clocks, Ledger, Published, Read, millis, parse};
+use crate::script::{self, Answer, Request};
+use crate::{Settings, Shared, StatusCells, SyncEvent};
+
+/// How long the state, sequence and incarnation keys live after the last exchange.
+const META_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) enum Object {
+    Breaker(Arc<CircuitBreaker>),
+    Budget(Arc<Budget>),
+}
+
+pub(crate) struct Task<C> {
+    conn: C,
+    settings: Arc<Settings>,
+    shared: Shared,
+    object: Object,
+    status: Arc<StatusCells>,
+    script: redis::Script,
+    base: String,
+    ledger: Ledger,
+    /// The store's incarnation as last seen.
+    incarnation: Option<String>,
+    /// A token this instance offers as the incarnation when the store has none.
+    candidate: String,
+    /// Breakers: the fleet's sequence number the counts are pushed under.
+    seq: u64,
+    /// Breakers: the sequence number of the last published state applied (or published).
+    applied: Option<u64>,
+    /// Breakers: the generation after the last exchange; a change is this instance's own.
+    generation: Option<u64>,
+    /// The last ignored state, so it is reported once.
+    ignored: Option<String>,
+    /// The object's window.
+    window: Duration,
+    /// Whether counts are shared (budgets, failure-rate breakers) or decisions only.
+    with_counts: bool,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+impl<C> Task<C>
+where
+    C: redis::aio::ConnectionLike + Send + Sync + 'static,
+{
+    pub(crate) fn new(
+        conn: C,
+        settings: Arc<Settings>,
+        shared: Shared,
+        object: Object,
+        status: Arc<StatusCells>,
+    ) -> Self {
+        let (kind, window, with_counts) = match &object {
+            Object::Breaker(b) => {
+                let s = b.snapshot(Instant::ZERO);
+                ("breaker", s.window, s.bucket_width.is_some())
+            }
+            Object::Budget(b) => ("budget", b.snapshot(Instant::ZERO).window, true),
+        };
+        let base = format!(
+            "{}:{{{}:{}}}:{kind}",
+            settings.prefix, settings.namespace, shared.name
+        );
+        let candidate = format!("{}-{}", settings.instance, wall_ms());
+        Self {
+            conn,
+            settings,
+            shared,
+            object,
+            status,
+            script: script::script(),
+            base,
+            ledger: Ledger::default(),
+            incarnation: None,
+            candidate,
+            seq: 0,
+            applied: None,
+            generation: None,
+            ignored: None,
+            window,
+            with_counts,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.settings.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let timeout = self.settings.timeout;
+            let result = match tokio::time::timeout(timeout, self.exchange()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            };
+            self.settle(result);
+        }
+    }
+
+    fn settle(&mut self, result: Result<(), String>) {
+        let s = &self.status;
+        match result {
+            Ok(()) => {
+                s.exchanges.fetch_add(1, Ordering::Relaxed);
+                let failing = s.failing.swap(0, Ordering::Relaxed);
+                if s.degraded.swap(false, Ordering::Relaxed) {
+                    self.settings.emit(SyncEvent::Resumed {
+                        object: self.shared.clone(),
+                        failures: failing,
+                    });
+                }
+            }
+            Err(error) => {
+                s.failures.fetch_add(1, Ordering::Relaxed);
+                s.failing.fetch_add(1, Ordering::Relaxed);
+                if !s.degraded.swap(true, Ordering::Relaxed) {
+                    self.settings.emit(SyncEvent::Degraded {
+                        object: self.shared.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> Clocks {
+        Clocks {
+            local: self.settings.clock.now(),
+            wall_ms: wall_ms(),
+        }
+    }
+
+    async fn exchange(&mut self) -> Result<(), String> {
+        match &self.object {
+            Object::Budget(b) => {
+                let b = b.clone();
+                self.exchange_budget(&b).await
+            }
+            Object::Breaker(b) => {
+                let b = b.clone();
+                self.exchange_breaker(&b).await
+            }
+        }
+    }
+
+    async fn exchange_budget(&mut self, budget: &Budget) -> Result<(), String> {
+        let clocks = self.now();
+        let snap = budget.snapshot(clocks.local);
+        let counts: Vec<(Instant, [u64; 2])> = snap
+            .buckets
+            .iter()
+            .map(|b| (b.start, [b.withdrawn, b.deposits]))
+            .collect();
+        let width_ms = width_ms(snap.bucket_width);
+        // One bucket more than the window holds, as the budget itself counts: the cap then
+        // holds for every window, not only bucket-aligned ones.
+        let len = millis(snap.window).div_ceil(width_ms) + 1;
+        let plan = self.ledger.plan(clocks, &counts, width_ms, len);
+        let keys = bucket_keys(&format!("{}:v1:{width_ms}", self.base), &plan);
+        let answer = self.round_trip(keys, false, "", ["w", "d"]).await?;
+        let Some(fleet) = self.absorb(&answer, &plan) else {
+            return Ok(());
+        };
+        let others = self.ledger.others(&plan, &fleet);
+        budget.merge(
+            clocks.local,
+            FleetBudgetCounts {
+                withdrawn: others[0],
+                deposits: others[1],
+            },
+            clocks.local + self.settings.stale_after,
+        );
+        Ok(())
+    }
+
+    async fn exchange_breaker(&mut self, breaker: &CircuitBreaker) -> Result<(), String> {
+        let clocks = self.now();
+        let snap = breaker.snapshot(clocks.local);
+        let changed = self.generation != Some(snap.generation);
+        if changed {
+            // Counts restart at every transition.
+            self.ledger.reset();
+        }
+        let first = self.generation.is_none();
+        let publish = match (snap.state, snap.open_until) {
+            (CircuitState::Open, Some(until)) if changed => Some(Published::Open {
+                until_ms: clocks.to_wall_ms(until),
+                by: self.settings.instance.clone(),
+            }),
+            // A breaker that starts closed has nothing to tell the fleet.
+            (CircuitState::Closed, _) if changed && !first => Some(Published::Close {
+                by: self.settings.instance.clone(),
+            }),
+            _ => None,
+        };
+        let publish_text = publish.as_ref().map(Published::encode).unwrap_or_default();
+        let (counts, width_ms, len) = match snap.bucket_width {
+            Some(w) => {
+                let width_ms = width_ms(w);
+                let counts: Vec<(Instant, [u64; 2])> = snap
+                    .buckets
+                    .iter()
+                    .map(|b| (b.start, [b.failures, b.failures + b.successes]))
+                    .collect();
+                (counts, width_ms, millis(snap.window).div_ceil(width_ms))
+            }
+            None => (Vec::new(), 1, 0),
+        };
+        let plan = self.ledger.plan(clocks, &counts, width_ms, len.max(1));
+        let keys = if self.with_counts {
+            bucket_keys(&format!("{}:v1:{}:{width_ms}", self.base, self.seq), &plan)
+        } else {
+            Vec::new()
+        };
+        let answer = self
+            .round_trip(keys, true, &publish_text, ["f", "c"])
+            .await?;
+        if let Some(p) = &publish {
+            self.applied = Some(answer.seq);
+            self.settings.emit(SyncEvent::Published {
+                object: self.shared.clone(),
+                state: match p {
+                    Published::Open { .. } => CircuitState::Open,
+                    Published::Close { .. } => CircuitState::Closed,
+                },
+            });
+        }
+        // What the breaker does after the snapshot is its own, to be published next time;
+        // what following does is not.
+        self.generation = Some(if self.apply_state(breaker, &answer) {
+            breaker.generation()
+        } else {
+            snap.generation
+        });
+        let fleet = self.absorb(&answer, &plan);
+        if answer.seq != self.seq {
+            self.seq = answer.seq;
+            self.ledger.reset();
+        }
+        let (Some(fleet), true) = (fleet, len > 0) else {
+            return Ok(());
+        };
+        let others = self.ledger.others(&plan, &fleet);
+        let now = self.settings.clock.now();
+        let merged = breaker.merge(
+            now,
+            FleetBreakerCounts {
+                failures: others[0],
+                calls: others[1],
+            },
+            clocks.local + self.settings.stale_after,
+        );
+        if merged == Some(Transition::Opened) {
+            self.settings.emit(SyncEvent::FleetTripped {
+                object: self.shared.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Follows a state another instance published, once per sequence number; true if the
+    /// breaker changed state.
+    fn apply_state(&mut self, breaker: &CircuitBreaker, answer: &Answer) -> bool {
+        match parse(&answer.state) {
+            Read::Nothing => false,
+            Read::UnknownVersion(reason) | Read::Garbled(reason) => {
+                if self.ignored.as_deref() != Some(answer.state.as_str()) {
+                    self.ignored = Some(answer.state.clone());
+                    self.settings.emit(SyncEvent::Ignored {
+                        object: self.shared.clone(),
+                        reason,
+                    });
+                }
+                false
+            }
+            Read::State { seq, state } => {
+                if self.applied == Some(seq) {
+                    return false;
+                }
+                self.applied = Some(seq);
+                let clocks = self.now();
+                let (directive, by) = match state {
+                    Published::Open { until_ms, by } => (
+                        FleetDirective::Open {
+                            until: clocks.to_local(until_ms),
+                        },
+                        by,
+                    ),
+                    Published::Close { by } => (FleetDirective::Close, by),
+                };
+                if by == self.settings.instance {
+                    return false;
+                }
+                let Some(t) = breaker.follow(clocks.local, directive) else {
+                    return false;
+                };
+                {
+                    self.settings.emit(SyncEvent::Followed {
+                        object: self.shared.clone(),
+                        state: match t {
+                            Transition::Opened => CircuitState::Open,
+                            Transition::HalfOpened => CircuitState::HalfOpen,
+                            Transition::Closed => CircuitState::Closed,
+                        },
+                        by,
+                    });
+                }
+                true
+            }
+        }
+    }
+
+    /// Handles the incarnation and commits the push; the fleet's counts if they are usable.
+    fn absorb(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> Option<Vec<[u64; 2]>> {
+        if self.incarnation.as_deref() != Some(answer.incarnation.as_str()) {
+            let known = self.incarnation.replace(answer.incarnation.clone());
+            if known.is_some() {
+                // The store lost what it held: push everything still in the window again.
+                // This round's counts went into the new store as deltas only, so they are
+                // not committed and go again in full next time.
+                self.ledger.reset();
+                self.settings.emit(SyncEvent::StoreReset {
+                    object: self.shared.clone(),
+                });
+                return None;
+            }
+        }
+        let fleet = answer.counts.clone()?;
+        self.ledger.commit(plan);
+        Some(fleet)
+    }
+
+    async fn round_trip(
+        &mut self,
+        buckets: Vec<(String, [u64; 2])>,
+        breaker: bool,
+        publish: &str,
+        fields: [&str; 2],
+    ) -> Result<Answer, String> {
+        let incarnation_key = format!("{}:incarnation", self.base);
+        let state_key = format!("{}:state", self.base);
+        let seq_key = format!("{}:seq", self.base);
+        // A bucket outlives the window by a window and `stale_after`: long enough for every
+        // instance to read it while it counts, short enough that Redis forgets the fleet.
+        let ttl = millis(self.window.saturating_mul(2) + self.settings.stale_after);
+        let req = Request {
+            incarnation_key: &incarnation_key,
+            state_key: &state_key,
+            seq_key: &seq_key,
+            buckets: &buckets,
+            bucket_ttl_ms: ttl,
+            incarnation: &self.candidate,
+            breaker,
+            believed_seq: self.seq,
+            publish,
+            meta_ttl_ms: millis(META_TTL),
+            fields,
+        };
+        script::run(&self.script, &mut self.conn, &req)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The keys of `plan`'s window under `prefix`, with what to add to each.
+fn bucket_keys(prefix: &str, plan: &crate::exchange::Plan) -> Vec<(String, [u64; 2])> {
+    plan.add
+        .iter()
+        .enumerate()
+        .map(|(i, add)| (format!("{prefix}:{}", plan.first + i as u64), *add))
+        .collect()
+}
+
+/// A bucket's width in whole milliseconds, rounded up.
+fn width_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
