@@ -92,7 +92,12 @@ impl Buckets {
                 let e = v >> EPOCH_SHIFT;
                 e <= epoch && epoch - e < len && v & COUNT_MASK > 0
             })
-            .map(|v| ((v >> EPOCH_SHIFT).saturating_mul(self.width), v & COUNT_MASK))
+            .map(|v| {
+                (
+                    (v >> EPOCH_SHIFT).saturating_mul(self.width),
+                    v & COUNT_MASK,
+                )
+            })
             .collect();
         out.sort_unstable_by_key(|&(start, _)| start);
         out
