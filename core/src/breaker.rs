@@ -31,6 +31,12 @@
 //!
 //! The closed-state path takes no lock: admission is one atomic load, and recording a
 //! success is one load (consecutive mode) or one atomic add (failure-rate mode).
+//!
+//! # Across processes
+//! A breaker can count a whole fleet's evidence and follow decisions other instances made,
+//! while still deciding from local memory: see [`crate::fleet`] for the exchange
+//! ([`snapshot`](CircuitBreaker::snapshot), [`merge`](CircuitBreaker::merge),
+//! [`follow`](CircuitBreaker::follow)) and `redress-redis` for a store.
 
 use core::time::Duration;
 
@@ -579,8 +585,9 @@ impl CircuitBreaker {
                 let at = Instant::from_nanos(now);
                 inner.failures.add(at, 1);
                 let others = crate::fleet::Remote::current(&inner.fleet, now).unwrap_or_default();
-                let fails = inner.failures.sum(at) + others.failures;
-                let total = inner.failures.sum(at) + self.successes.sum(at) + others.calls;
+                let own_failures = inner.failures.sum(at);
+                let fails = own_failures + others.failures;
+                let total = own_failures + self.successes.sum(at) + others.calls;
                 trips(*ratio, *min_throughput, fails, total)
             }
         }

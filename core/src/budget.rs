@@ -23,6 +23,11 @@
 //!
 //! The budget never reads a clock: every method takes `now`. Withdrawals serialise on a
 //! small lock (only failing calls withdraw); deposits are lock-free.
+//!
+//! # Across processes
+//! One budget can cap a whole fleet's retries: [`crate::fleet`] describes the exchange
+//! ([`snapshot`](Budget::snapshot), [`merge`](Budget::merge)) and `redress-redis` runs it
+//! over Redis. Calls still decide from local memory.
 
 use core::time::Duration;
 
