@@ -335,4 +335,44 @@ mod tests {
             assert!(matches!(parse(bad), Read::Garbled(_)), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever the local counts do (grow, or restart after a reset) and whichever
+        /// pushes fail, what was pushed for a bucket never exceeds its count, and after a
+        /// successful push it equals it: nothing is pushed twice, nothing is lost.
+        #[test]
+        fn pushes_add_up_to_the_local_counts(
+            steps in proptest::collection::vec((0u64..3, 0u64..4, proptest::bool::ANY), 1..40),
+        ) {
+            let mut l = Ledger::default();
+            let mut local = [[0u64; 2]; 3];
+            let mut remote = std::collections::BTreeMap::<u64, [u64; 2]>::new();
+            let c = clocks(10_000, 1_000_000);
+            for (bucket, grow, ok) in steps {
+                let b = bucket as usize;
+                local[b][0] += grow;
+                local[b][1] += grow * 2;
+                let buckets: Vec<(Instant, [u64; 2])> = (0..3)
+                    .map(|i| (Instant::from_millis(8_000 + i * 1_000), local[i as usize]))
+                    .collect();
+                let plan = l.plan(c, &buckets, 1_000, 3);
+                if ok {
+                    for (i, add) in plan.add.iter().enumerate() {
+                        let r = remote.entry(plan.first + i as u64).or_default();
+                        r[0] += add[0];
+                        r[1] += add[1];
+                    }
+                    l.commit(&plan);
+                    let fleet: Vec<[u64; 2]> = (0..plan.add.len() as u64)
+                        .map(|i| remote.get(&(plan.first + i)).copied().unwrap_or_default())
+                        .collect();
+                    proptest::prop_assert_eq!(l.others(&plan, &fleet), [0, 0]);
+                    for (i, counts) in local.iter().enumerate() {
+                        let id = 998 + i as u64;
+                        proptest::prop_assert_eq!(remote.get(&id).copied().unwrap_or_default(), *counts);
+                    }
+                }
+            }
+        }
+    }
 }
