@@ -43,6 +43,7 @@
 //! |--------|--------------|------------|------------|
 //! | PostgreSQL | `initdb` (trust auth, no sync), then `postgres -h 127.0.0.1 -k <dir>` with fsync off, small shared buffers and a 10 ms `deadlock_timeout` | its log says it accepts connections and its port accepts a TCP connection | `SIGINT` (fast shutdown), then `SIGQUIT`, then `SIGKILL` |
 //! | Redis | `redis-server --bind 127.0.0.1 --port <port> --dir <dir> --save '' --appendonly yes --appendfsync always` | `PING` answers `+PONG` | [`RedisServer::kill`]: `SIGKILL` (a crash); [`RedisServer::stop`]: `SIGTERM`, then `SIGKILL` |
+//! | Redis Cluster | three `redis-server --cluster-enabled yes --cluster-port <bus>` nodes, slots assigned with `CLUSTER ADDSLOTSRANGE` and joined with `CLUSTER MEET` | every node's `CLUSTER INFO` says `cluster_state:ok` | `SIGKILL` on drop |
 //!
 //! Readiness is polled at most [`READY_ATTEMPTS`] times, [`POLL_INTERVAL`] apart (about 30 s in
 //! all); a server that exits or never becomes ready fails the start with its log tail.
@@ -60,6 +61,9 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 use tempfile::TempDir;
+
+mod cluster;
+pub use cluster::RedisCluster;
 
 /// The environment variable that turns a missing server binary into a test failure (`1`).
 pub const REQUIRE_SERVERS: &str = "REDRESS_REQUIRE_SERVERS";
