@@ -43,7 +43,11 @@ async fn instance(urls: &[String], id: &str, clock: &ManualClock) -> Instance {
         .instance_id(id)
         .build(conn)
         .unwrap();
-    let budget = Arc::new(Budget::rolling(10, Duration::from_secs(60)).build().unwrap());
+    let budget = Arc::new(
+        Budget::rolling(10, Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
     let breaker = Arc::new(
         CircuitBreaker::consecutive(1, Duration::from_secs(60))
             .recovery(Duration::from_secs(60))
