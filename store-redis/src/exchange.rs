@@ -74,6 +74,26 @@ impl Ledger {
         self.pushed.clear();
     }
 
+    /// Starts over after the store lost what it held, in the round whose push (`plan`) went
+    /// into the new store: what was pushed before is gone, so the ledger keeps only the
+    /// deltas `plan` added, and the rest of each bucket goes again next time.
+    pub(crate) fn restart_from(&mut self, plan: &Plan) {
+        let before = std::mem::take(&mut self.pushed);
+        for &(start, p) in &plan.updates {
+            let old = before.get(&start).map_or([0, 0], |b| b.counts);
+            self.pushed.insert(
+                start,
+                Pushed {
+                    remote: p.remote,
+                    counts: [
+                        p.counts[0].saturating_sub(old[0]),
+                        p.counts[1].saturating_sub(old[1]),
+                    ],
+                },
+            );
+        }
+    }
+
     /// Plans the push of `buckets` (`(start, counts)` from a snapshot) into remote buckets of
     /// `width_ms`, over a window of `len` remote buckets ending at now's.
     pub(crate) fn plan(
@@ -290,6 +310,31 @@ mod tests {
         assert_eq!(l.pushed.len(), 1);
         l.reset();
         assert!(l.pushed.is_empty());
+    }
+
+    /// The round that meets a store that lost its data pushes only the deltas into it; the
+    /// next round must push the rest of each bucket, not all of it again.
+    #[test]
+    fn after_a_store_reset_each_bucket_reaches_the_new_store_exactly_once() {
+        let mut l = Ledger::default();
+        let c = clocks(5_000, 1_000_000);
+        let at = |ms| Instant::from_millis(ms);
+        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [5, 5])], 1_000, 3);
+        l.commit(&p);
+        // The store is flushed; meanwhile the 4 s bucket grew by 3. This round pushes only
+        // that growth into the empty store, then learns of the flush.
+        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [8, 8])], 1_000, 3);
+        assert_eq!(p.add, vec![[0, 0], [3, 3], [0, 0]]);
+        l.restart_from(&p);
+        // The next round brings the new store up to the local counts, no further.
+        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [9, 9])], 1_000, 3);
+        assert_eq!(
+            p.add,
+            vec![[2, 2], [6, 6], [0, 0]],
+            "2 again, 8 - 3 + 1 more"
+        );
+        l.commit(&p);
+        assert_eq!(l.others(&p, &[[2, 2], [9, 9], [0, 0]]), [0, 0]);
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub(crate) struct Task<C> {
     ledger: Ledger,
     /// The store's incarnation as last seen.
     incarnation: Option<String>,
-    /// A token this instance offers as the incarnation when the store has none.
-    candidate: String,
+    /// Tokens offered as the incarnation so far (each round trip offers a new one).
+    offers: u64,
     /// Breakers: the fleet's sequence number the counts are pushed under.
     seq: u64,
     /// Breakers: the sequence number of the last published state applied (or published).
@@ -75,7 +75,6 @@ where
             "{}:{{{}:{}}}:{kind}",
             settings.prefix, settings.namespace, shared.name
         );
-        let candidate = format!("{}-{}", settings.instance, wall_ms());
         Self {
             conn,
             settings,
@@ -86,7 +85,7 @@ where
             base,
             ledger: Ledger::default(),
             incarnation: None,
-            candidate,
+            offers: 0,
             seq: 0,
             applied: None,
             generation: None,
@@ -171,7 +170,10 @@ where
         let plan = self.ledger.plan(clocks, &counts, width_ms, len);
         let keys = bucket_keys(&format!("{}:v1:{width_ms}", self.base), &plan);
         let answer = self.round_trip(keys, false, "", ["w", "d"]).await?;
-        let Some(fleet) = self.absorb(&answer, &plan) else {
+        if self.store_reset(&answer, &plan) {
+            return Ok(());
+        }
+        let Some(fleet) = self.commit(&answer, &plan) else {
             return Ok(());
         };
         let others = self.ledger.others(&plan, &fleet);
@@ -228,6 +230,8 @@ where
         let answer = self
             .round_trip(keys, true, &publish_text, ["f", "c"])
             .await?;
+        // Before the state is read: after a reset, sequence numbers start again at 1.
+        let reset = self.store_reset(&answer, &plan);
         if let Some(p) = &publish {
             self.applied = Some(answer.seq);
             self.settings.emit(SyncEvent::Published {
@@ -245,7 +249,11 @@ where
         } else {
             snap.generation
         });
-        let fleet = self.absorb(&answer, &plan);
+        let fleet = if reset {
+            None
+        } else {
+            self.commit(&answer, &plan)
+        };
         if answer.seq != self.seq {
             self.seq = answer.seq;
             self.ledger.reset();
@@ -323,24 +331,46 @@ where
         }
     }
 
-    /// Handles the incarnation and commits the push; the fleet's counts if they are usable.
-    fn absorb(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> Option<Vec<[u64; 2]>> {
-        if self.incarnation.as_deref() != Some(answer.incarnation.as_str()) {
-            let known = self.incarnation.replace(answer.incarnation.clone());
-            if known.is_some() {
-                // The store lost what it held: push everything still in the window again.
-                // This round's counts went into the new store as deltas only, so they are
-                // not committed and go again in full next time.
-                self.ledger.reset();
-                self.settings.emit(SyncEvent::StoreReset {
-                    object: self.shared.clone(),
-                });
-                return None;
-            }
+    /// Notes the store's incarnation; true if the store lost what it held since the last
+    /// exchange. The ledger then holds only what this round's push put into the new store
+    /// (its deltas, if the script pushed), so the rest of the window goes again next time,
+    /// and the sequence numbers applied before are forgotten (the new store counts from 1).
+    fn store_reset(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> bool {
+        if self.incarnation.as_deref() == Some(answer.incarnation.as_str()) {
+            return false;
         }
+        if self
+            .incarnation
+            .replace(answer.incarnation.clone())
+            .is_none()
+        {
+            return false;
+        }
+        if answer.counts.is_some() {
+            self.ledger.restart_from(plan);
+        } else {
+            self.ledger.reset();
+        }
+        self.applied = None;
+        self.settings.emit(SyncEvent::StoreReset {
+            object: self.shared.clone(),
+        });
+        true
+    }
+
+    /// Commits the push; the fleet's counts if they were read.
+    fn commit(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> Option<Vec<[u64; 2]>> {
         let fleet = answer.counts.clone()?;
         self.ledger.commit(plan);
         Some(fleet)
+    }
+
+    /// A token never offered before as the store's incarnation. A token offered again after
+    /// the store lost its data would recreate the incarnation the instances knew, and none
+    /// of them would notice the loss.
+    fn candidate(&mut self) -> String {
+        self.offers += 1;
+        format!("{}-{}-{}", self.settings.instance, wall_ms(), self.offers)
     }
 
     async fn round_trip(
@@ -356,13 +386,14 @@ where
         // A bucket outlives the window by a window and `stale_after`: long enough for every
         // instance to read it while it counts, short enough that Redis forgets the fleet.
         let ttl = millis(self.window.saturating_mul(2) + self.settings.stale_after);
+        let candidate = self.candidate();
         let req = Request {
             incarnation_key: &incarnation_key,
             state_key: &state_key,
             seq_key: &seq_key,
             buckets: &buckets,
             bucket_ttl_ms: ttl,
-            incarnation: &self.candidate,
+            incarnation: &candidate,
             breaker,
             believed_seq: self.seq,
             publish,
@@ -389,4 +420,114 @@ fn width_ms(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000))
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SharedKind;
+    use std::sync::Mutex;
+
+    /// A connection to no server: the tests below drive a task's bookkeeping by hand.
+    #[derive(Clone)]
+    struct NoServer;
+
+    impl redis::aio::ConnectionLike for NoServer {
+        fn req_packed_command<'a>(
+            &'a mut self,
+            _: &'a redis::Cmd,
+        ) -> redis::RedisFuture<'a, redis::Value> {
+            Box::pin(async { Err((redis::ErrorKind::Io, "no server").into()) })
+        }
+
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            _: &'a redis::Pipeline,
+            _: usize,
+            _: usize,
+        ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+            Box::pin(async { Err((redis::ErrorKind::Io, "no server").into()) })
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    fn task(object: Object, events: &Arc<Mutex<Vec<SyncEvent>>>) -> Task<NoServer> {
+        let log = events.clone();
+        let settings = crate::Fleet::builder("ns")
+            .instance_id("me")
+            .on_event(move |e| log.lock().unwrap().push(e.clone()))
+            .settings;
+        let kind = match object {
+            Object::Breaker(_) => SharedKind::Breaker,
+            Object::Budget(_) => SharedKind::Budget,
+        };
+        Task::new(
+            NoServer,
+            Arc::new(settings),
+            Shared {
+                kind,
+                name: "dep".into(),
+            },
+            object,
+            Arc::default(),
+        )
+    }
+
+    fn answer(incarnation: &str, seq: u64, state: &str) -> Answer {
+        Answer {
+            incarnation: incarnation.into(),
+            seq,
+            state: state.into(),
+            counts: Some(vec![[0, 0]]),
+        }
+    }
+
+    /// A token offered once must never be offered again: after a flush, the instance that
+    /// created the lost incarnation would otherwise recreate it, and nobody would notice.
+    #[test]
+    fn every_round_trip_offers_a_new_incarnation_token() {
+        let budget = Arc::new(Budget::rolling(1, Duration::from_secs(1)).build().unwrap());
+        let mut t = task(Object::Budget(budget), &Arc::default());
+        let offered: std::collections::BTreeSet<String> = (0..100).map(|_| t.candidate()).collect();
+        assert_eq!(offered.len(), 100);
+    }
+
+    /// Sequence numbers start again at 1 in a store that lost its data: a decision with the
+    /// number of one applied before the loss is new, and is followed.
+    #[test]
+    fn after_a_store_reset_a_state_with_an_old_sequence_number_is_followed() {
+        let breaker = Arc::new(
+            CircuitBreaker::consecutive(3, Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        );
+        let events = Arc::default();
+        let mut t = task(Object::Breaker(breaker.clone()), &events);
+        let plan = Ledger::default().plan(t.now(), &[], 1, 1);
+        let until = wall_ms() + 60_000;
+
+        let a = answer("old", 1, &format!("1 1 open {until} other"));
+        assert!(!t.store_reset(&a, &plan));
+        assert!(t.apply_state(&breaker, &a));
+        assert_eq!(breaker.state(), CircuitState::Open);
+
+        // The store was flushed, and another instance's close is the new store's first state.
+        let b = answer("new", 1, "1 1 close other");
+        assert!(t.store_reset(&b, &plan));
+        assert!(
+            t.apply_state(&breaker, &b),
+            "the close was taken for the old open"
+        );
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert!(
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, SyncEvent::StoreReset { .. }))
+        );
+    }
 }
