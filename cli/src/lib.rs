@@ -4,6 +4,7 @@
 //! ```text
 //! redress doctor policy.toml [--show] [--format json]
 //! redress simulate [SCENARIO] [--policy FILE ...] [--svg OUT] [--seed N] [--bench]
+//! redress simulate --builtin fleet   # per-instance vs synced vs shared budgets and breakers
 //! redress                     # = redress simulate: the embedded outage scenario
 //! ```
 //!
@@ -60,6 +61,12 @@ pub struct DoctorArgs {
 pub struct SimulateArgs {
     /// A scenario file (default: the embedded outage of a rate-limited dependency).
     pub scenario: Option<PathBuf>,
+    /// An embedded scenario instead of a file: `default` (the outage of a rate-limited
+    /// dependency, three policies) or `fleet` (100 instances through an outage, the same
+    /// budget and breaker per instance, synced every second through a store, and shared:
+    /// policy scopes `client`, `synced` and `fleet` side by side).
+    #[arg(long, value_name = "NAME", conflicts_with = "scenario")]
+    pub builtin: Option<String>,
     /// Policy files to compare, instead of the scenario's own.
     #[arg(long = "policy", value_name = "FILE", num_args = 1..)]
     pub policies: Vec<PathBuf>,
@@ -95,7 +102,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 
 /// Runs `redress simulate`; returns the exit code (2 for unreadable input).
 pub fn simulate(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let (mut scenario, policies) = match sim::load(args.scenario.as_deref(), &args.policies) {
+    let loaded = match &args.builtin {
+        Some(name) => sim::load_builtin(name, &args.policies),
+        None => sim::load(args.scenario.as_deref(), &args.policies),
+    };
+    let (mut scenario, policies) = match loaded {
         Ok(v) => v,
         Err(e) => {
             let _ = writeln!(err, "redress simulate: {e}");

@@ -5,12 +5,14 @@
 //! is a [`PolicyMachine`] in a slot; finished calls give their slot back, so memory follows
 //! the number of calls in flight, not the number of calls. Arrivals are one aggregated
 //! stream (a superposition of the clients' streams), so the heap holds one arrival event
-//! plus the calls in flight.
+//! plus the calls in flight. A `synced` run adds one exchange event: the next instance's
+//! exchange with the fleet's store (see [`sync`](super::sync)).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
+use redress::breaker::Transition;
 use redress::event::EventKind;
 use redress::rng::seeded;
 use redress::{Classification, Decision, Instant, Outcome, Policy, PolicyMachine, StopReason};
@@ -19,9 +21,12 @@ use super::histogram::Histogram;
 use super::mix;
 use super::model::{Answer, ArrivalProcess, Model, nanos};
 use super::scenario::Scenario;
+use super::sync::FleetStore;
 
 /// The id of the arrival event (slots use the others).
 const ARRIVAL: u32 = u32::MAX;
+/// The id of the next exchange with the fleet's store (`synced` runs only).
+const SYNC: u32 = u32::MAX - 1;
 
 /// An event's heap key: time, then scheduling order, then id, in one `u128` (cheaper to
 /// compare and move than a tuple). The sequence wraps after 2³² events; the order stays
@@ -47,6 +52,8 @@ pub struct RunStats {
     pub outage_calls: u64,
     /// Attempts that reached the dependency during the main outage.
     pub outage_attempts: u64,
+    /// Of those, retries (attempts after a call's first).
+    pub outage_retries: u64,
     /// Attempts per sample of the scenario's `sample` width.
     pub series: Vec<u64>,
     /// Call latencies, in microseconds.
@@ -55,6 +62,9 @@ pub struct RunStats {
     pub breaker_open: Duration,
     /// Policy instances (one per client, or one for the fleet).
     pub instances: u64,
+    /// For each instance whose breaker opened during the main outage, when it first did
+    /// (sorted).
+    pub outage_openings: Vec<Duration>,
     /// Calls stopped by an exhausted budget.
     pub budget_denials: u64,
     /// Stop reasons of calls that did not succeed, by name.
@@ -73,10 +83,13 @@ struct Slot<'p> {
 }
 
 /// Runs `policies` (one per client, or a single one shared by the fleet) through the
-/// scenario with `seed`. `progress` is called with the simulated seconds now and then.
+/// scenario with `seed`. With `sync`, the instances exchange their breakers' and budgets'
+/// counts with the fleet's store every `sync` (the `synced` scope). `progress` is called
+/// with the simulated seconds now and then.
 pub fn run(
     scenario: &Scenario,
     policies: &[Policy],
+    sync: Option<Duration>,
     seed: u64,
     progress: &mut dyn FnMut(u64),
 ) -> RunStats {
@@ -98,6 +111,8 @@ pub fn run(
     };
     let series_cap = stats.series.len().saturating_mul(2);
     let mut open_since: Vec<Option<u64>> = vec![None; policies.len()];
+    let mut opened: Vec<Option<u64>> = vec![None; policies.len()];
+    let mut fleet = sync.map(|every| FleetStore::new(policies, every));
     let mut heap: BinaryHeap<Reverse<u128>> = BinaryHeap::with_capacity(1024);
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(1024);
     let mut free: Vec<u32> = Vec::with_capacity(1024);
@@ -108,10 +123,37 @@ pub fn run(
         heap.push(Reverse(key(t, seq, ARRIVAL)));
         seq += 1;
     }
+    if let Some(f) = &fleet {
+        heap.push(Reverse(key(f.next_at(), seq, SYNC)));
+        seq += 1;
+    }
 
     while let Some(Reverse(k)) = heap.pop() {
         let (t, id) = unkey(k);
         let now = Instant::from_nanos(t);
+        if id == SYNC {
+            let Some(f) = &mut fleet else { continue };
+            let x = f.exchange(now, policies);
+            let since = &mut open_since[x.instance];
+            if x.tripped || x.followed == Some(Transition::Opened) {
+                if since.is_none() {
+                    *since = Some(t);
+                }
+                if opened[x.instance].is_none() && in_outage(t) {
+                    opened[x.instance] = Some(t);
+                }
+            } else if x.followed == Some(Transition::Closed)
+                && let Some(s) = since.take()
+            {
+                stats.breaker_open += Duration::from_nanos(t - s);
+            }
+            // Exchanges go on while calls are in flight or still to arrive.
+            if !heap.is_empty() {
+                heap.push(Reverse(key(f.next_at(), seq, SYNC)));
+                seq += 1;
+            }
+            continue;
+        }
         last = t;
         stats.events += 1;
         if stats.events & 0x3_FFFF == 0 {
@@ -175,7 +217,13 @@ pub fn run(
             while let Some(e) = slot.machine.poll_event() {
                 let since = &mut open_since[slot.instance as usize];
                 match e.kind {
-                    EventKind::CircuitOpened if since.is_none() => *since = Some(t),
+                    EventKind::CircuitOpened if since.is_none() => {
+                        *since = Some(t);
+                        let first = &mut opened[slot.instance as usize];
+                        if first.is_none() && in_outage(t) {
+                            *first = Some(t);
+                        }
+                    }
                     EventKind::CircuitClosed => {
                         if let Some(s) = since.take() {
                             stats.breaker_open += Duration::from_nanos(t - s);
@@ -186,10 +234,11 @@ pub fn run(
             }
         }
         let finished = match decision {
-            Decision::Attempt { deadline, .. } => {
+            Decision::Attempt { n, deadline } => {
                 stats.attempts += 1;
                 if in_outage(t) {
                     stats.outage_attempts += 1;
+                    stats.outage_retries += u64::from(n > 1);
                 }
                 // Calls in flight after the last arrival extend the series, up to twice the
                 // run's length (a policy sleeping for days must not grow it without bound).
@@ -243,6 +292,12 @@ pub fn run(
     for s in open_since.into_iter().flatten() {
         stats.breaker_open += Duration::from_nanos(last.saturating_sub(s));
     }
+    stats.outage_openings = opened
+        .into_iter()
+        .flatten()
+        .map(Duration::from_nanos)
+        .collect();
+    stats.outage_openings.sort_unstable();
     stats.end = Duration::from_nanos(last);
     progress(last / 1_000_000_000);
     stats

@@ -5,6 +5,16 @@
 //! same code a driver runs in production — with [`Instant`](redress::Instant)s from a fake
 //! clock and seeded generators, so a seed replays byte for byte. A [scenario](scenario)
 //! describes the fleet and the dependency; each policy runs against the same arrivals.
+//!
+//! Who shares a policy instance is the scenario's `policy_scope`, or a policy's own `scope`:
+//! `client` (a fleet of processes that share nothing), `fleet` (one instance for all: perfect
+//! sharing) or `synced` (one instance per client, exchanging counts with a store every
+//! `sync` interval through the core's exchange API, [`redress::fleet`], as `redress-redis`
+//! does through Redis).
+//!
+//! Embedded scenarios, by name ([`SCENARIOS`], `redress simulate --builtin NAME`): `default`
+//! (an outage seen through naive retries, a budget and a breaker) and `fleet` (one budget and
+//! one breaker policy per client, synced and shared, through an outage).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,21 +28,37 @@ mod model;
 pub mod report;
 pub mod scenario;
 pub mod svg;
+mod sync;
 
 pub use engine::{RunStats, run};
 pub use histogram::Histogram;
-pub use report::{PolicyReport, Report};
+pub use report::{Openings, PolicyReport, Report};
 pub use scenario::{PolicyScope, Scenario};
 
 /// The embedded default scenario: an outage of a rate-limited dependency, seen through
 /// naive retries, retries with a budget, and retries with a budget and a breaker.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
 
-/// Policy files the embedded scenario refers to, by name.
-pub const EMBEDDED_POLICIES: [(&str, &str); 3] = [
+/// The embedded fleet scenario: 100 instances through an outage, the same budget and
+/// breaker per instance, synced through a store, and shared.
+pub const FLEET_SCENARIO: &str = include_str!("../../scenarios/fleet.toml");
+
+/// The embedded scenarios, by the name `--builtin` takes.
+pub const SCENARIOS: [(&str, &str); 2] = [("default", DEFAULT_SCENARIO), ("fleet", FLEET_SCENARIO)];
+
+/// Policy files the embedded scenarios refer to, by name.
+pub const EMBEDDED_POLICIES: [(&str, &str); 5] = [
     ("naive.toml", include_str!("../../scenarios/naive.toml")),
     ("budget.toml", include_str!("../../scenarios/budget.toml")),
     ("breaker.toml", include_str!("../../scenarios/breaker.toml")),
+    (
+        "fleet-budget.toml",
+        include_str!("../../scenarios/fleet-budget.toml"),
+    ),
+    (
+        "fleet-breaker.toml",
+        include_str!("../../scenarios/fleet-breaker.toml"),
+    ),
 ];
 
 /// A policy to simulate, with its column title.
@@ -42,6 +68,8 @@ pub struct NamedPolicy {
     pub name: String,
     /// The policy.
     pub config: PolicyConfig,
+    /// Who shares its instances (`None`: the scenario's `policy_scope`).
+    pub scope: Option<PolicyScope>,
 }
 
 /// Reads the scenario at `path` (the embedded default when `None`) and its policies;
@@ -53,20 +81,48 @@ pub fn load(
     path: Option<&Path>,
     policy_files: &[PathBuf],
 ) -> Result<(Scenario, Vec<NamedPolicy>), String> {
-    let (scenario, base) = match path {
-        None => (
-            Scenario::parse("<default scenario>", DEFAULT_SCENARIO)?,
-            None,
-        ),
+    match path {
+        None => load_builtin("default", policy_files),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-            (
-                Scenario::parse(&p.display().to_string(), &text)?,
-                Some(p.parent().unwrap_or(Path::new(".")).to_path_buf()),
-            )
+            let scenario = Scenario::parse(&p.display().to_string(), &text)?;
+            let base = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+            policies_of(scenario, Some(base), policy_files)
         }
-    };
+    }
+}
+
+/// Reads the embedded scenario `name` (one of [`SCENARIOS`]) and its policies, as
+/// [`load`] does.
+///
+/// # Errors
+/// A message listing the names for an unknown one.
+pub fn load_builtin(
+    name: &str,
+    policy_files: &[PathBuf],
+) -> Result<(Scenario, Vec<NamedPolicy>), String> {
+    let text = SCENARIOS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SCENARIOS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "no embedded scenario `{name}` (there are: {})",
+                names.join(", ")
+            )
+        })?;
+    let scenario = Scenario::parse(&format!("<{name} scenario>"), text)?;
+    policies_of(scenario, None, policy_files)
+}
+
+/// The scenario's policies (from `base`, or embedded when `None`), or `policy_files`.
+fn policies_of(
+    scenario: Scenario,
+    base: Option<PathBuf>,
+    policy_files: &[PathBuf],
+) -> Result<(Scenario, Vec<NamedPolicy>), String> {
     let mut policies = Vec::new();
     if policy_files.is_empty() {
         for p in &scenario.policies {
@@ -93,6 +149,7 @@ pub fn load(
             policies.push(NamedPolicy {
                 name: p.name.clone(),
                 config,
+                scope: p.scope,
             });
         }
     } else {
@@ -103,6 +160,7 @@ pub fn load(
                     |s| s.to_string_lossy().into_owned(),
                 ),
                 config: read_policy(file)?,
+                scope: None,
             });
         }
     }
@@ -158,13 +216,15 @@ pub fn simulate(
     options: Options<'_>,
 ) -> Result<Outcome, String> {
     let seed = options.seed.unwrap_or(scenario.seed);
-    let instances = match scenario.policy_scope {
-        PolicyScope::Client => scenario.clients,
-        PolicyScope::Fleet => 1,
-    };
     let mut reports = Vec::with_capacity(policies.len());
     let mut wall = Vec::with_capacity(policies.len());
     for (i, p) in policies.iter().enumerate() {
+        let scope = p.scope.unwrap_or(scenario.policy_scope);
+        let instances = match scope {
+            PolicyScope::Client | PolicyScope::Synced => scenario.clients,
+            PolicyScope::Fleet => 1,
+        };
+        let sync = (scope == PolicyScope::Synced).then_some(scenario.sync);
         let built = (0..instances)
             .map(|c| {
                 let mut config = p.config.clone();
@@ -175,13 +235,16 @@ pub fn simulate(
             .collect::<Result<Vec<Policy>, _>>()
             .map_err(|e| format!("policy `{}`: {e}", p.name))?;
         let started = std::time::Instant::now();
-        let stats = run(scenario, &built, seed, &mut |s| (options.progress)(i, s));
+        let stats = run(scenario, &built, sync, seed, &mut |s| {
+            (options.progress)(i, s)
+        });
         wall.push(started.elapsed());
         reports.push(PolicyReport::new(
             &p.name,
             scenario,
             &stats,
             p.config.breaker.is_some(),
+            scope,
         ));
     }
     Ok(Outcome {

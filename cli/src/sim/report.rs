@@ -1,5 +1,9 @@
 //! The report: each policy's figures side by side, as plain text that depends on the seed
 //! alone (same seed, byte-identical report).
+//!
+//! A report whose columns differ in scope, or that has a `synced` one, adds rows that
+//! compare scopes: the scope, the retries per second sent during the outage, and how many
+//! instances' breakers opened during it and how far apart.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -15,6 +19,8 @@ use super::scenario::{Latency, PolicyScope, Scenario};
 pub struct PolicyReport {
     /// The column title.
     pub name: String,
+    /// Who shared the policy's instances.
+    pub scope: PolicyScope,
     /// Logical calls started.
     pub calls: u64,
     /// Calls that succeeded.
@@ -25,6 +31,11 @@ pub struct PolicyReport {
     pub amplification: f64,
     /// Attempts per logical call started during the main outage.
     pub outage_amplification: Option<f64>,
+    /// Retries (attempts after a call's first) per second during the main outage.
+    pub outage_retry_rate: Option<f64>,
+    /// How the policy instances' breakers opened during the main outage (`None` without a
+    /// breaker or an outage).
+    pub outage_openings: Option<Openings>,
     /// Mean attempts per second before the main outage.
     pub before_mean: Option<f64>,
     /// Peak attempts per second (per sample) during the main outage.
@@ -51,9 +62,28 @@ pub struct PolicyReport {
     pub load: Vec<f64>,
 }
 
+/// How many policy instances' breakers opened during the main outage, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Openings {
+    /// Instances whose breaker opened during the outage.
+    pub opened: u64,
+    /// Policy instances.
+    pub instances: u64,
+    /// When the first opened, from the outage's start (`None` if none did).
+    pub first: Option<Duration>,
+    /// When the last of them opened, from the outage's start.
+    pub last: Option<Duration>,
+}
+
 impl PolicyReport {
-    /// Figures of one run.
-    pub fn new(name: &str, scenario: &Scenario, s: &RunStats, has_breaker: bool) -> Self {
+    /// Figures of one run of a policy whose instances were shared as `scope`.
+    pub fn new(
+        name: &str,
+        scenario: &Scenario,
+        s: &RunStats,
+        has_breaker: bool,
+        scope: PolicyScope,
+    ) -> Self {
         let per_sec = scenario.sample.as_secs_f64();
         let load: Vec<f64> = s.series.iter().map(|&n| n as f64 / per_sec).collect();
         let idx = |d: Duration| (d.as_nanos() / scenario.sample.as_nanos().max(1)) as usize;
@@ -72,13 +102,23 @@ impl PolicyReport {
             outage.and_then(|o| window(idx(o.end), idx(o.end.saturating_add(scenario.after))));
         let before = outage.and_then(|o| window(0, idx(o.start)));
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let since_start = |t: &Duration| outage.map_or(*t, |o| t.saturating_sub(o.start));
         Self {
             name: name.to_owned(),
+            scope,
             calls: s.calls,
             successes: s.successes,
             attempts: s.attempts,
             amplification: ratio(s.attempts, s.calls),
             outage_amplification: outage.map(|_| ratio(s.outage_attempts, s.outage_calls)),
+            outage_retry_rate: outage
+                .map(|o| s.outage_retries as f64 / (o.end - o.start).as_secs_f64().max(1e-9)),
+            outage_openings: (has_breaker && outage.is_some()).then(|| Openings {
+                opened: s.outage_openings.len() as u64,
+                instances: s.instances,
+                first: s.outage_openings.first().map(since_start),
+                last: s.outage_openings.last().map(since_start),
+            }),
             before_mean: before.map(|w| w.1),
             outage_peak: during.map(|w| w.0),
             outage_mean: during.map(|w| w.1),
@@ -109,6 +149,8 @@ pub struct Report {
     pub duration: Duration,
     /// Outage windows.
     pub outages: Vec<(Duration, Duration)>,
+    /// How often `synced` instances exchanged.
+    pub sync: Duration,
     /// The policies, in order.
     pub policies: Vec<PolicyReport>,
 }
@@ -117,9 +159,18 @@ impl Report {
     /// A report of `policies` run through `scenario` with `seed`.
     pub fn new(scenario: &Scenario, seed: u64, policies: Vec<PolicyReport>) -> Self {
         let mut summary = Vec::new();
-        let scope = match scenario.policy_scope {
-            PolicyScope::Client => "each with its own policy instance",
-            PolicyScope::Fleet => "sharing one policy instance",
+        let sync = format!(
+            "each with its own policy instance, synced every {}",
+            DurationText(scenario.sync)
+        );
+        let scope = if policies.iter().any(|p| p.scope != scenario.policy_scope) {
+            "policy scope per column"
+        } else {
+            match scenario.policy_scope {
+                PolicyScope::Client => "each with its own policy instance",
+                PolicyScope::Fleet => "sharing one policy instance",
+                PolicyScope::Synced => &sync,
+            }
         };
         let mut load = format!(
             "{} clients ({scope}), {} call{}/s each",
@@ -181,8 +232,17 @@ impl Report {
             sample: scenario.sample,
             duration: scenario.duration,
             outages: d.outages.iter().map(|o| (o.start, o.end)).collect(),
+            sync: scenario.sync,
             policies,
         }
+    }
+
+    /// Whether the columns differ in scope or one is synced: then the report compares scopes.
+    pub fn compares_scopes(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.scope == PolicyScope::Synced
+                || Some(p.scope) != self.policies.first().map(|f| f.scope)
+        })
     }
 
     /// The report as a text table, policies side by side.
@@ -192,6 +252,13 @@ impl Report {
             rows.push((label.to_owned(), self.policies.iter().map(f).collect()));
         };
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        let scopes = self.compares_scopes();
+        if scopes {
+            row("policy scope", &|p| match p.scope {
+                PolicyScope::Synced => format!("synced {}", DurationText(self.sync)),
+                other => other.name().to_owned(),
+            });
+        }
         row("logical calls", &|p| p.calls.to_string());
         row("successes", &|p| {
             format!("{} ({:.1}%)", p.successes, pct(p.successes, p.calls))
@@ -204,6 +271,11 @@ impl Report {
             p.outage_amplification
                 .map_or_else(|| "-".into(), |v| format!("{v:.2}"))
         });
+        if scopes {
+            row("  retries during the outage, /s", &|p| {
+                opt(p.outage_retry_rate)
+            });
+        }
         row("load before outage, mean/s", &|p| opt(p.before_mean));
         row("load during outage, peak/s", &|p| opt(p.outage_peak));
         row("load during outage, mean/s", &|p| opt(p.outage_mean));
@@ -215,6 +287,22 @@ impl Report {
         row("breaker open, mean per instance", &|p| {
             p.breaker_open.map_or_else(|| "-".into(), short)
         });
+        if scopes {
+            row("breakers opened in the outage", &|p| {
+                p.outage_openings
+                    .map_or_else(|| "-".into(), |o| format!("{}/{}", o.opened, o.instances))
+            });
+            row("  first, after it began", &|p| {
+                p.outage_openings
+                    .and_then(|o| o.first)
+                    .map_or_else(|| "-".into(), short)
+            });
+            row("  last minus first", &|p| {
+                p.outage_openings
+                    .and_then(|o| Some(o.last? - o.first?))
+                    .map_or_else(|| "-".into(), short)
+            });
+        }
         row("budget denials", &|p| p.budget_denials.to_string());
         let reasons: BTreeSet<&str> = self
             .policies

@@ -6,7 +6,9 @@
 //! duration = "10m"              # simulated time during which calls arrive
 //! seed = 1
 //! clients = 1000
-//! policy_scope = "client"       # each client its own policy (breaker, budget); or "fleet"
+//! policy_scope = "client"       # each client its own policy (breaker, budget); "fleet": one
+//!                               # shared by all; "synced": each its own, exchanging counts
+//! sync = "1s"                   # "synced" only: how often each instance exchanges (default 1 s)
 //! sample = "1s"                 # resolution of the load series
 //! after = "1m"                  # how long "after an outage" lasts in the report
 //!
@@ -34,6 +36,7 @@
 //! [[policies]]
 //! name = "inline"
 //! policy = { retry = { max_attempts = 2 } }
+//! scope = "synced"                       # overrides `policy_scope` for this column
 //! ```
 
 use std::collections::BTreeMap;
@@ -60,9 +63,15 @@ pub struct Scenario {
     pub seed: u64,
     /// How many clients call the dependency.
     pub clients: u32,
-    /// Whether each client has its own policy instance (breaker, budget) or all share one.
+    /// Whether each client has its own policy instance (breaker, budget), all share one, or
+    /// each has its own and they exchange counts every `sync`. A policy's `scope` overrides it.
     #[serde(default)]
     pub policy_scope: PolicyScope,
+    /// How often each instance of a `synced` policy exchanges with the fleet's store
+    /// (default 1 s; at least 10 ms). The fleet's counts it merges stay valid for three
+    /// intervals, as in `redress-redis`.
+    #[serde(default = "one_second", with = "de_duration")]
+    pub sync: Duration,
     /// The resolution of the load series (default 1 s).
     #[serde(default = "one_second", with = "de_duration")]
     pub sample: Duration,
@@ -92,11 +101,30 @@ fn one_minute() -> Duration {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyScope {
-    /// Every client builds its own policy: its own breaker and budget (a fleet of processes).
+    /// Every client builds its own policy: its own breaker and budget (a fleet of processes
+    /// that share nothing).
     #[default]
     Client,
-    /// One policy instance serves every client (one process with many callers).
+    /// One policy instance serves every client (one process with many callers, or perfect
+    /// sharing).
     Fleet,
+    /// Every client builds its own policy, and every `sync` interval each instance exchanges
+    /// its breaker's and budget's counts with an in-simulation store, as `redress-redis`
+    /// does through Redis (see [`redress::fleet`]): it pushes its own counts, merges what the
+    /// others pushed over the window, publishes its breaker's own transitions and follows
+    /// the others'. Instances exchange in turn, spread evenly over the interval.
+    Synced,
+}
+
+impl PolicyScope {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Fleet => "fleet",
+            Self::Synced => "synced",
+        }
+    }
 }
 
 /// Offered load: logical calls started per second per client, over time.
@@ -244,6 +272,10 @@ pub struct PolicyRef {
     /// The policy, inline.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// Who shares this policy's instances (default: the scenario's `policy_scope`), so one
+    /// report can compare the same policy per client, synced and shared.
+    #[serde(default)]
+    pub scope: Option<PolicyScope>,
 }
 
 impl Scenario {
@@ -274,6 +306,9 @@ impl Scenario {
         }
         if self.sample < Duration::from_millis(1) {
             return Err("`sample` must be at least 1ms".into());
+        }
+        if self.sync < Duration::from_millis(10) {
+            return Err("`sync` must be at least 10ms".into());
         }
         if self.duration.as_nanos() / self.sample.as_nanos() > 10_000_000 {
             return Err("`sample` is too fine for `duration` (over 10 million samples)".into());
