@@ -149,6 +149,7 @@ impl BudgetBuilder {
             ledger: Mutex::new(Ledger {
                 withdrawn: Buckets::new(len, width),
                 fleet: None,
+                share: None,
             }),
             latest: AtomicU64::new(0),
             deposits,
@@ -176,6 +177,8 @@ pub(crate) struct Ledger {
     pub(crate) withdrawn: Buckets,
     /// What the rest of a fleet spent and deposited; see [`crate::fleet`].
     pub(crate) fleet: Option<crate::fleet::Remote<crate::fleet::FleetBudgetCounts>>,
+    /// This instance's share of what the fleet had left at the last merge.
+    pub(crate) share: Option<crate::fleet::Share>,
 }
 
 impl Budget {
@@ -237,7 +240,7 @@ impl Budget {
         if cost == 0 {
             return true;
         }
-        let ledger = self.lock();
+        let mut ledger = self.lock();
         // Clamped, so the withdrawal lands in a bucket every later check counts; an older
         // `now` would neither see newer withdrawals nor be recorded.
         let now = Instant::from_nanos(
@@ -245,12 +248,20 @@ impl Budget {
                 .fetch_max(now.as_nanos(), Ordering::Relaxed)
                 .max(now.as_nanos()),
         );
-        let others = Remote::current(&ledger.fleet, now.as_nanos()).unwrap_or_default();
+        let cost = u64::from(cost);
+        let fleet = Remote::current(&ledger.fleet, now.as_nanos());
+        let others = fleet.unwrap_or_default();
         let spent = ledger.withdrawn.sum(now) + others.withdrawn;
-        if spent + u64::from(cost) > self.capacity(now, others.deposits) {
+        if spent + cost > self.capacity(now, others.deposits) {
             return false;
         }
-        ledger.withdrawn.add(now, u64::from(cost));
+        if let (Some(_), Some(share)) = (fleet, &mut ledger.share) {
+            if share.spent + cost > share.allowance {
+                return false;
+            }
+            share.spent += cost;
+        }
+        ledger.withdrawn.add(now, cost);
         true
     }
 
@@ -269,7 +280,7 @@ impl Budget {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn capacity(&self, now: Instant, fleet_deposits: u64) -> u64 {
+    pub(crate) fn capacity(&self, now: Instant, fleet_deposits: u64) -> u64 {
         match self.kind {
             BudgetKind::Rolling { max_retries, .. } => u64::from(max_retries),
             BudgetKind::Ratio {

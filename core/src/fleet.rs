@@ -21,13 +21,25 @@
 //!    (a merge that already crosses it opens the breaker at once). After `valid_until` the
 //!    object decides from its own counts alone, as if it were not shared: a store that cannot
 //!    reach its server fails open to local decisions by doing nothing.
+//!
+//!    A budget also splits what the fleet has left: with `instances` instances sharing it,
+//!    each may withdraw only its share of the remainder until the next merge (`remaining /
+//!    instances`, plus one unit for the instances whose `ticket` draws the division's
+//!    remainder). Without the split, every instance would see the whole remainder at each
+//!    refill of the window, and when an outage starts, and spend it again, `instances`
+//!    times over, before the next exchange told it about the others. The split counts every
+//!    instance, busy or idle: a few busy instances get only their shares per exchange (the
+//!    rest stays in the budget and is split again at the next one), which is the price of
+//!    never handing out the same remainder twice.
 //! 4. Breakers only: when another instance opens or closes its breaker, the store passes that
 //!    decision to [`CircuitBreaker::follow`], so every instance follows within one interval.
 //!    A transition made by `follow` must not be published again: it is not new evidence.
 //!
 //! **Consistency:** eventually consistent within one exchange. Between exchanges an instance
-//! does not see what the others did, so a fleet of `n` instances can overspend a shared budget
-//! by what `n − 1` instances withdraw in one interval.
+//! does not see what the others did; the split keeps the fleet's withdrawals per round of
+//! exchanges to about what was left (exactly, when the instances' draws are distinct). What
+//! it cannot bound is spending before an instance's first merge, and by instances the store
+//! did not yet count.
 //!
 //! **Consecutive breakers** share only open/close decisions, not counts: "`n` failures in a
 //! row" has no fleet-wide meaning (one instance's success does not interrupt another's run),
@@ -42,7 +54,8 @@
 //! let budget = Budget::rolling(10, Duration::from_secs(10)).build()?;
 //! let now = Instant::from_secs(1);
 //! // The rest of the fleet already retried 9 times in the window.
-//! budget.merge(now, FleetBudgetCounts { withdrawn: 9, deposits: 0 }, now + Duration::from_secs(3));
+//! let others = FleetBudgetCounts { withdrawn: 9, ..FleetBudgetCounts::default() };
+//! budget.merge(now, others, now + Duration::from_secs(3));
 //! assert!(budget.withdraw(now, ErrorClass::Transient));
 //! assert!(!budget.withdraw(now, ErrorClass::Transient), "the fleet's 10 are spent");
 //! // Once the fleet's counts are stale, the budget decides alone again.
@@ -93,13 +106,21 @@ pub struct BudgetBucket {
     pub deposits: u64,
 }
 
-/// What the rest of a fleet withdrew and deposited over a budget's window.
+/// What the rest of a fleet withdrew and deposited over a budget's window, and how many
+/// instances split what is left.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FleetBudgetCounts {
     /// Cost units the others withdrew.
     pub withdrawn: u64,
     /// First attempts the others deposited (ratio budgets).
     pub deposits: u64,
+    /// How many instances share the budget, this one included; 0 or 1 when unknown or
+    /// alone (no split).
+    pub instances: u32,
+    /// This instance's draw for the split's remainder, in `0..instances`. A store hands out
+    /// different draws to different instances and changes them every exchange, so the
+    /// remainder goes to different instances in turn.
+    pub ticket: u32,
 }
 
 /// A breaker's own state and counts, as [`CircuitBreaker::snapshot`] reports them.
@@ -151,6 +172,15 @@ pub enum FleetDirective {
     },
     /// Another instance's probes succeeded and it closed its breaker.
     Close,
+}
+
+/// A budget's share of what the fleet had left at the last merge.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Share {
+    /// Cost units this instance may withdraw until the next merge.
+    pub(crate) allowance: u64,
+    /// Cost units it withdrew since the merge.
+    pub(crate) spent: u64,
 }
 
 /// Counts from elsewhere, current until an instant.
@@ -208,16 +238,47 @@ impl Budget {
     /// Installs what the rest of the fleet withdrew and deposited over the window, to be
     /// counted by every decision before `valid_until`; afterwards the budget decides from
     /// its own counts alone. Replaces the previous merge.
+    ///
+    /// With `others.instances` of 2 or more, withdrawals until the next merge are also held
+    /// to this instance's share of what the fleet has left at `now` (see the
+    /// [module docs](self)).
     pub fn merge(&self, now: Instant, others: FleetBudgetCounts, valid_until: Instant) {
-        self.lock().fleet = (now < valid_until).then_some(Remote {
+        let mut ledger = self.lock();
+        if now >= valid_until {
+            ledger.fleet = None;
+            ledger.share = None;
+            return;
+        }
+        let at = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));
+        let spent = ledger.withdrawn.sum(at) + others.withdrawn;
+        let remaining = self.capacity(at, others.deposits).saturating_sub(spent);
+        ledger.share = (others.instances >= 2).then(|| {
+            let n = u64::from(others.instances);
+            let extra = u64::from(others.ticket) % n < remaining % n;
+            Share {
+                allowance: remaining / n + u64::from(extra),
+                spent: 0,
+            }
+        });
+        ledger.fleet = Some(Remote {
             counts: others,
             until: valid_until.as_nanos(),
         });
     }
 
+    /// What this instance may still withdraw of its share before the next merge, if a
+    /// merge that splits the remainder is current at `now`.
+    pub fn fleet_share(&self, now: Instant) -> Option<u64> {
+        let ledger = self.lock();
+        Remote::current(&ledger.fleet, now.as_nanos())?;
+        ledger.share.map(|s| s.allowance.saturating_sub(s.spent))
+    }
+
     /// Drops the fleet's counts: decisions use the budget's own counts from now on.
     pub fn forget_fleet(&self) {
-        self.lock().fleet = None;
+        let mut ledger = self.lock();
+        ledger.fleet = None;
+        ledger.share = None;
     }
 
     /// The fleet's counts, if a merge is current at `now`.
@@ -387,7 +448,55 @@ mod tests {
         FleetBudgetCounts {
             withdrawn,
             deposits,
+            ..FleetBudgetCounts::default()
         }
+    }
+
+    fn split(withdrawn: u64, instances: u32, ticket: u32) -> FleetBudgetCounts {
+        FleetBudgetCounts {
+            withdrawn,
+            deposits: 0,
+            instances,
+            ticket,
+        }
+    }
+
+    #[test]
+    fn each_instance_gets_its_share_of_what_is_left_until_the_next_merge() {
+        // 20 per window, 10 spent by the others: 10 left for 4 instances, 2 each and one
+        // more for the two whose draws fall under the remainder (10 % 4 = 2).
+        let allowances: Vec<u64> = (0..4)
+            .map(|ticket| {
+                let b = Budget::rolling(20, secs(10)).build().unwrap();
+                b.merge(at(0), split(10, 4, ticket), at(3000));
+                b.fleet_share(at(0)).unwrap()
+            })
+            .collect();
+        assert_eq!(allowances, vec![3, 3, 2, 2]);
+
+        let b = Budget::rolling(20, secs(10)).build().unwrap();
+        b.merge(at(0), split(10, 4, 3), at(3000));
+        assert!(b.withdraw(at(1), T));
+        assert!(b.withdraw(at(2), T));
+        assert!(
+            !b.withdraw(at(3), T),
+            "its share of 2 is spent; 8 are left for the others"
+        );
+        assert_eq!(b.remaining(at(3)), 8);
+        // The next merge splits again what is left: 20 − 2 own − 14 others = 4, by 2.
+        b.merge(at(1000), split(14, 2, 0), at(4000));
+        assert_eq!(b.fleet_share(at(1000)), Some(2));
+        assert!(b.withdraw(at(1001), T));
+        assert!(b.withdraw(at(1002), T));
+        assert!(!b.withdraw(at(1003), T));
+        // Stale: the budget decides alone, without a share.
+        assert_eq!(b.fleet_share(at(4000)), None);
+        assert!(b.withdraw(at(4000), T));
+        // One instance, or an unknown number: no split.
+        let c = Budget::rolling(20, secs(10)).build().unwrap();
+        c.merge(at(0), split(10, 1, 0), at(3000));
+        assert_eq!(c.fleet_share(at(0)), None);
+        assert_eq!((0..20).filter(|_| c.withdraw(at(0), T)).count(), 10);
     }
 
     #[test]
@@ -637,6 +746,28 @@ mod tests {
             prop_assert_eq!(more, u64::from(cap).saturating_sub(granted + others));
             let s = b.snapshot(at(2));
             prop_assert_eq!(s.buckets.iter().map(|b| b.withdrawn).sum::<u64>(), granted + more);
+        }
+
+        /// Instances holding distinct draws split exactly what the fleet has left: no unit is
+        /// lost to rounding and none is handed out twice.
+        #[test]
+        fn distinct_draws_split_exactly_what_is_left(
+            cap in 0u32..500,
+            others in 0u64..600,
+            instances in 2u32..64,
+        ) {
+            let mut total = 0u64;
+            for ticket in 0..instances {
+                let b = Budget::rolling(cap, secs(10)).build().unwrap();
+                b.merge(at(0), split(others, instances, ticket), at(3000));
+                let mut got = 0u64;
+                while b.withdraw(at(1), T) {
+                    got += 1;
+                }
+                prop_assert_eq!(Some(0), b.fleet_share(at(1)));
+                total += got;
+            }
+            prop_assert_eq!(total, u64::from(cap).saturating_sub(others));
         }
 
         /// Following any sequence of decisions leaves the breaker in the last one's state

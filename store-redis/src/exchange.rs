@@ -44,60 +44,34 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What was pushed for one local bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Pushed {
-    remote: u64,
-    counts: [u64; 2],
-}
-
-/// One planned round trip: the remote buckets of the window and what to add to each.
+/// One planned round trip: the remote buckets of the window and this instance's own
+/// counts in each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Plan {
-    /// The first remote bucket of the window; the window is `first..first + add.len()`.
+    /// The first remote bucket of the window; the window is `first..first + own.len()`.
     pub(crate) first: u64,
-    /// What to add to each remote bucket of the window, oldest first.
-    pub(crate) add: Vec<[u64; 2]>,
-    updates: Vec<(Instant, Pushed)>,
+    /// This instance's own counts in each remote bucket of the window, oldest first: absolute
+    /// values, so pushing the same plan twice changes nothing.
+    pub(crate) own: Vec<[u64; 2]>,
 }
 
-/// The own counts pushed so far, per local bucket.
+/// Which remote bucket each local bucket's counts go to.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Ledger {
-    pushed: BTreeMap<Instant, Pushed>,
+    remote_of: BTreeMap<Instant, u64>,
 }
 
 impl Ledger {
-    /// Forgets every push: the local counts restarted (a breaker transition) or the store
-    /// lost what it held (a new incarnation), so what is counted now is pushed again in full.
+    /// Forgets every mapping: the local counts restarted (a breaker transition) or the remote
+    /// keys changed (a new breaker sequence number).
     pub(crate) fn reset(&mut self) {
-        self.pushed.clear();
-    }
-
-    /// Starts over after the store lost what it held, in the round whose push (`plan`) went
-    /// into the new store: what was pushed before is gone, so the ledger keeps only the
-    /// deltas `plan` added, and the rest of each bucket goes again next time.
-    pub(crate) fn restart_from(&mut self, plan: &Plan) {
-        let before = std::mem::take(&mut self.pushed);
-        for &(start, p) in &plan.updates {
-            let old = before.get(&start).map_or([0, 0], |b| b.counts);
-            self.pushed.insert(
-                start,
-                Pushed {
-                    remote: p.remote,
-                    counts: [
-                        p.counts[0].saturating_sub(old[0]),
-                        p.counts[1].saturating_sub(old[1]),
-                    ],
-                },
-            );
-        }
+        self.remote_of.clear();
     }
 
     /// Plans the push of `buckets` (`(start, counts)` from a snapshot) into remote buckets of
     /// `width_ms`, over a window of `len` remote buckets ending at now's.
     pub(crate) fn plan(
-        &self,
+        &mut self,
         clocks: Clocks,
         buckets: &[(Instant, [u64; 2])],
         width_ms: u64,
@@ -107,68 +81,22 @@ impl Ledger {
         let len = len.max(1);
         let newest = clocks.wall_ms / width_ms;
         let first = newest.saturating_sub(len - 1);
-        let mut add = vec![[0u64; 2]; usize::try_from(newest - first + 1).unwrap_or(1)];
-        let mut updates = Vec::new();
+        let mut own = vec![[0u64; 2]; usize::try_from(newest - first + 1).unwrap_or(1)];
         for &(start, counts) in buckets {
-            let before = self.pushed.get(&start).copied().unwrap_or(Pushed {
-                remote: clocks.to_wall_ms(start) / width_ms,
-                counts: [0, 0],
-            });
-            if before.remote < first || before.remote > newest {
+            let remote = *self
+                .remote_of
+                .entry(start)
+                .or_insert_with(|| clocks.to_wall_ms(start) / width_ms);
+            if remote < first || remote > newest {
                 // Left the fleet's window (or from a clock that jumped): nobody counts it.
                 continue;
             }
-            let delta = [
-                counts[0].saturating_sub(before.counts[0]),
-                counts[1].saturating_sub(before.counts[1]),
-            ];
-            if delta == [0, 0] {
-                continue;
-            }
-            let slot = &mut add[usize::try_from(before.remote - first).unwrap_or(0)];
-            slot[0] += delta[0];
-            slot[1] += delta[1];
-            updates.push((
-                start,
-                Pushed {
-                    remote: before.remote,
-                    counts: [
-                        counts[0].max(before.counts[0]),
-                        counts[1].max(before.counts[1]),
-                    ],
-                },
-            ));
+            let slot = &mut own[usize::try_from(remote - first).unwrap_or(0)];
+            slot[0] += counts[0];
+            slot[1] += counts[1];
         }
-        Plan {
-            first,
-            add,
-            updates,
-        }
-    }
-
-    /// Records that `plan` was pushed, and forgets buckets that left its window.
-    pub(crate) fn commit(&mut self, plan: &Plan) {
-        for &(start, p) in &plan.updates {
-            self.pushed.insert(start, p);
-        }
-        self.pushed.retain(|_, p| p.remote >= plan.first);
-    }
-
-    /// What the others did: the fleet's counts per remote bucket of `plan`'s window minus
-    /// what this instance pushed into each (after [`commit`](Self::commit)).
-    pub(crate) fn others(&self, plan: &Plan, fleet: &[[u64; 2]]) -> [u64; 2] {
-        let mut out = [0u64; 2];
-        for (i, f) in fleet.iter().enumerate() {
-            let id = plan.first + i as u64;
-            let own = self
-                .pushed
-                .values()
-                .filter(|p| p.remote == id)
-                .fold([0u64; 2], |a, p| [a[0] + p.counts[0], a[1] + p.counts[1]]);
-            out[0] += f[0].saturating_sub(own[0]);
-            out[1] += f[1].saturating_sub(own[1]);
-        }
-        out
+        self.remote_of.retain(|_, r| *r >= first);
+        Plan { first, own }
     }
 }
 
@@ -264,35 +192,39 @@ mod tests {
     }
 
     #[test]
-    fn only_growth_is_pushed_and_each_local_bucket_keeps_its_remote_bucket() {
+    fn own_counts_are_absolute_and_each_local_bucket_keeps_its_remote_bucket() {
         let mut l = Ledger::default();
         // Local bucket at 4 s maps to wall 999 s → remote bucket 999 (1 s wide).
         let c = clocks(5_000, 1_000_000);
         let b = [(Instant::from_millis(4_000), [3, 10])];
         let p = l.plan(c, &b, 1_000, 3);
         assert_eq!(p.first, 998);
-        assert_eq!(p.add, vec![[0, 0], [3, 10], [0, 0]]);
-        // Not committed (the push failed): the same is planned again.
-        assert_eq!(l.plan(c, &b, 1_000, 3).add, p.add);
-        l.commit(&p);
-        assert_eq!(l.others(&p, &[[0, 0], [5, 20], [1, 1]]), [3, 11]);
+        assert_eq!(p.own, vec![[0, 0], [3, 10], [0, 0]]);
+        // The same counts give the same plan: pushing it again changes nothing.
+        assert_eq!(l.plan(c, &b, 1_000, 3), p);
         // The bucket grew; the wall clock drifted so it would now map to bucket 998, but
-        // the growth still goes to 999.
+        // it still goes to 999.
         let c2 = clocks(5_500, 999_000 + 1_400);
         let p2 = l.plan(c2, &[(Instant::from_millis(4_000), [4, 12])], 1_000, 3);
-        assert_eq!(p2.add, vec![[0, 0], [1, 2], [0, 0]]);
-        l.commit(&p2);
-        // Nothing new: nothing to push.
-        let p3 = l.plan(c2, &[(Instant::from_millis(4_000), [4, 12])], 1_000, 3);
-        assert_eq!(p3.add, vec![[0, 0]; 3]);
+        assert_eq!(p2.own, vec![[0, 0], [4, 12], [0, 0]]);
+        // Two local buckets in one remote bucket add up.
+        let p3 = l.plan(
+            c2,
+            &[
+                (Instant::from_millis(4_000), [4, 12]),
+                (Instant::from_millis(4_600), [1, 1]),
+            ],
+            1_000,
+            3,
+        );
+        assert_eq!(p3.own[1], [5, 13]);
     }
 
     #[test]
     fn buckets_that_left_the_window_are_neither_pushed_nor_remembered() {
         let mut l = Ledger::default();
         let c = clocks(10_000, 100_000);
-        let p = l.plan(c, &[(Instant::from_millis(9_000), [1, 1])], 1_000, 2);
-        l.commit(&p);
+        l.plan(c, &[(Instant::from_millis(9_000), [1, 1])], 1_000, 2);
         // 5 s later the window is 104..=105: the old bucket (99) is gone.
         let c = clocks(15_000, 105_000);
         let p = l.plan(
@@ -305,45 +237,10 @@ mod tests {
             2,
         );
         assert_eq!(p.first, 104);
-        assert_eq!(p.add, vec![[1, 1], [0, 0]]);
-        l.commit(&p);
-        assert_eq!(l.pushed.len(), 1);
+        assert_eq!(p.own, vec![[1, 1], [0, 0]]);
+        assert_eq!(l.remote_of.len(), 1);
         l.reset();
-        assert!(l.pushed.is_empty());
-    }
-
-    /// The round that meets a store that lost its data pushes only the deltas into it; the
-    /// next round must push the rest of each bucket, not all of it again.
-    #[test]
-    fn after_a_store_reset_each_bucket_reaches_the_new_store_exactly_once() {
-        let mut l = Ledger::default();
-        let c = clocks(5_000, 1_000_000);
-        let at = |ms| Instant::from_millis(ms);
-        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [5, 5])], 1_000, 3);
-        l.commit(&p);
-        // The store is flushed; meanwhile the 4 s bucket grew by 3. This round pushes only
-        // that growth into the empty store, then learns of the flush.
-        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [8, 8])], 1_000, 3);
-        assert_eq!(p.add, vec![[0, 0], [3, 3], [0, 0]]);
-        l.restart_from(&p);
-        // The next round brings the new store up to the local counts, no further.
-        let p = l.plan(c, &[(at(3_000), [2, 2]), (at(4_000), [9, 9])], 1_000, 3);
-        assert_eq!(
-            p.add,
-            vec![[2, 2], [6, 6], [0, 0]],
-            "2 again, 8 - 3 + 1 more"
-        );
-        l.commit(&p);
-        assert_eq!(l.others(&p, &[[2, 2], [9, 9], [0, 0]]), [0, 0]);
-    }
-
-    #[test]
-    fn others_never_go_negative_when_the_store_lost_counts() {
-        let mut l = Ledger::default();
-        let c = clocks(1_000, 10_000);
-        let p = l.plan(c, &[(Instant::from_millis(1_000), [5, 5])], 1_000, 1);
-        l.commit(&p);
-        assert_eq!(l.others(&p, &[[2, 7]]), [0, 2]);
+        assert!(l.remote_of.is_empty());
     }
 
     #[test]
@@ -378,46 +275,6 @@ mod tests {
             "1 3 close a b",
         ] {
             assert!(matches!(parse(bad), Read::Garbled(_)), "{bad}");
-        }
-    }
-
-    proptest::proptest! {
-        /// Whatever the local counts do (grow, or restart after a reset) and whichever
-        /// pushes fail, what was pushed for a bucket never exceeds its count, and after a
-        /// successful push it equals it: nothing is pushed twice, nothing is lost.
-        #[test]
-        fn pushes_add_up_to_the_local_counts(
-            steps in proptest::collection::vec((0u64..3, 0u64..4, proptest::bool::ANY), 1..40),
-        ) {
-            let mut l = Ledger::default();
-            let mut local = [[0u64; 2]; 3];
-            let mut remote = std::collections::BTreeMap::<u64, [u64; 2]>::new();
-            let c = clocks(10_000, 1_000_000);
-            for (bucket, grow, ok) in steps {
-                let b = bucket as usize;
-                local[b][0] += grow;
-                local[b][1] += grow * 2;
-                let buckets: Vec<(Instant, [u64; 2])> = (0..3)
-                    .map(|i| (Instant::from_millis(8_000 + i * 1_000), local[i as usize]))
-                    .collect();
-                let plan = l.plan(c, &buckets, 1_000, 3);
-                if ok {
-                    for (i, add) in plan.add.iter().enumerate() {
-                        let r = remote.entry(plan.first + i as u64).or_default();
-                        r[0] += add[0];
-                        r[1] += add[1];
-                    }
-                    l.commit(&plan);
-                    let fleet: Vec<[u64; 2]> = (0..plan.add.len() as u64)
-                        .map(|i| remote.get(&(plan.first + i)).copied().unwrap_or_default())
-                        .collect();
-                    proptest::prop_assert_eq!(l.others(&plan, &fleet), [0, 0]);
-                    for (i, counts) in local.iter().enumerate() {
-                        let id = 998 + i as u64;
-                        proptest::prop_assert_eq!(remote.get(&id).copied().unwrap_or_default(), *counts);
-                    }
-                }
-            }
         }
     }
 }

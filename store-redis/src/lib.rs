@@ -43,15 +43,22 @@
 //! [`Fleet::share_breaker`] and [`Fleet::share_budget`] spawn one tokio task per object. Every
 //! `interval` the task runs one exchange, the steps of [`redress::fleet`]:
 //!
-//! 1. take the object's [snapshot](redress::Budget::snapshot) and work out which of its
-//!    counts are new since the last push;
-//! 2. run **one** Lua script (one round trip) that adds them to time-bucketed keys
-//!    (`HINCRBY`, then `PEXPIRE`), publishes a breaker transition of this instance if there
-//!    was one, and reads the fleet's counts over the window and the fleet's breaker state;
-//! 3. [merge](redress::Budget::merge) what the *other* instances did (the fleet's counts
-//!    minus this instance's pushes) into the object, valid for `stale_after`;
+//! 1. take the object's [snapshot](redress::Budget::snapshot): its own counts per time
+//!    bucket, mapped once to wall-clock buckets of the fleet;
+//! 2. run **one** Lua script (one round trip) that raises this instance's own counts in
+//!    time-bucketed keys to the snapshot's and adds the difference to the fleet's totals
+//!    (`HINCRBY`, `PEXPIRE`), publishes a breaker transition of this instance if there was
+//!    one, and reads the fleet's breaker state, what the *other* instances counted over the
+//!    window (totals minus this instance's own), and how many instances share a budget;
+//! 3. [merge](redress::Budget::merge) the others' counts into the object, valid for
+//!    `stale_after`; a budget also gets its share of what the fleet has left, split between
+//!    the instances that exchanged within `stale_after`;
 //! 4. breakers: [follow](redress::CircuitBreaker::follow) an open or close another instance
 //!    published.
+//!
+//! Pushes are idempotent: an exchange whose reply was lost (a timeout while Redis was slow)
+//! pushes the same absolute counts again and changes nothing, and a Redis that lost its data
+//! gets every instance's counts back at its next exchange.
 //!
 //! Calls never wait for Redis: admission, recording and withdrawal read local memory only.
 //!
@@ -63,7 +70,7 @@
 //! |------|-------|
 //! | a breaker transition published by one instance is followed by every instance | one interval: each applies it at its next exchange |
 //! | a failure-rate breaker trips after the fleet's failures cross its threshold | two intervals: counts reach the store at the recorder's next exchange and every instance sees them at its own next one; the first instance to see the crossing opens and publishes, the rest follow |
-//! | a shared budget's overshoot | at most what the other instances withdraw in one interval, since an instance sees their withdrawals one exchange late |
+//! | a shared budget's overshoot | at most what the other instances withdraw between two of their exchanges (one interval plus the round trip), since an instance sees their withdrawals one exchange late; with the split, each of them withdraws at most its share (`remaining / instances`, the division's remainder drawn by lot) in that time. Before an instance's first exchange it decides alone |
 //!
 //! Budgets share their counts in both kinds (a rolling budget's cap and a ratio budget's
 //! deposits and floor become the fleet's). Failure-rate breakers share counts and decisions;
@@ -80,9 +87,10 @@
 //! emits [`SyncEvent::Resumed`] when an exchange succeeds again. Counts recorded while Redis
 //! was away are pushed then, if they are still in the window. A Redis that restarts empty
 //! (no persistence, or `FLUSHALL`) is recognised by its incarnation key: the task emits
-//! [`SyncEvent::StoreReset`] and pushes its counts again in full. Use a connection that
-//! reconnects, such as `redis::aio::ConnectionManager`; a plain multiplexed connection stays
-//! broken after a restart.
+//! [`SyncEvent::StoreReset`]; its push in that same exchange already put its whole counts
+//! back. Use a connection that reconnects, such as `redis::aio::ConnectionManager` (its
+//! reconnect backoff decides how soon after a restart sharing resumes: about 0.6 s with its
+//! defaults); a plain multiplexed connection stays broken after a restart.
 //!
 //! # Keys
 //! Every key of one shared object starts with `<prefix>:{<namespace>:<name>}` (prefix
@@ -91,11 +99,15 @@
 //!
 //! | Key | Type | Holds | Expires |
 //! |-----|------|-------|---------|
-//! | `…:budget:v1:<width_ms>:<bucket>` | hash, fields `w` (cost withdrawn), `d` (first attempts) | a budget's counts in the wall-clock bucket `bucket` (ms since the Unix epoch / `width_ms`) | window + 2 buckets + `stale_after` after its last write |
-//! | `…:breaker:v1:<seq>:<width_ms>:<bucket>` | hash, fields `f` (failures), `c` (calls) | a failure-rate breaker's counts in one bucket, since the fleet's transition `seq` | as above |
+//! | `…:budget:v1:<width_ms>:<bucket>` | hash: fleet totals `w` (cost withdrawn) and `d` (first attempts), and each instance's own `<instance>:w`, `<instance>:d` | a budget's counts in the wall-clock bucket `bucket` (ms since the Unix epoch / `width_ms`) | two windows + `stale_after` after its last write |
+//! | `…:breaker:v1:<seq>:<width_ms>:<bucket>` | hash: totals `f` (failures) and `c` (calls), and `<instance>:f`, `<instance>:c` | a failure-rate breaker's counts in one bucket, since the fleet's transition `seq` | as above |
+//! | `…:budget:members` | sorted set: instance id → wall-clock ms of its last exchange | the instances that split a budget's remainder (those seen within `stale_after`) | 24 hours after its last exchange |
 //! | `…:breaker:state` | string `1 <seq> open <until_ms> <instance>` or `1 <seq> close <instance>` | the last published transition | 24 hours after its last exchange |
 //! | `…:breaker:seq` | integer | the number of published transitions | 24 hours after its last exchange |
 //! | `…:budget:incarnation`, `…:breaker:incarnation` | string | a token that changes when Redis lost its data | 24 hours after its last exchange |
+//!
+//! Instance ids must be unique in a namespace (the default is random): two instances with
+//! one id would overwrite each other's own counts.
 //!
 //! **Versions:** the `v1` in counter keys and the leading `1` of the state are the format
 //! version. An instance of a later format writes other counter keys (the two never mix) and
@@ -192,8 +204,8 @@ pub enum SyncEvent {
         /// The version found, or the unreadable text.
         reason: String,
     },
-    /// Redis lost what it held (restarted without persistence, or was flushed): this
-    /// instance pushes its counts in the window again in full.
+    /// Redis lost what it held (restarted without persistence, or was flushed). Pushes send
+    /// whole counts, so the exchange that noticed already put this instance's back.
     StoreReset {
         /// The object.
         object: Shared,

@@ -7,16 +7,25 @@
 use redis::aio::ConnectionLike;
 use redis::{RedisError, Script, Value};
 
-/// `KEYS`: incarnation, state, seq, then the window's bucket keys (oldest first).
+/// `KEYS`: incarnation, state, seq, members, then the window's bucket keys (oldest first).
 ///
-/// `ARGV`: bucket TTL (ms), incarnation candidate, mode (`budget` | `breaker`), believed
-/// sequence number, state to publish (empty for none), TTL of the incarnation, state and
-/// sequence keys (ms), first field, second field, format version, then two amounts per
-/// bucket key.
+/// `ARGV`: 1 bucket TTL (ms), 2 incarnation candidate, 3 mode (`budget` | `breaker`),
+/// 4 believed sequence number, 5 state to publish (empty for none), 6 TTL of the
+/// incarnation, state, sequence and members keys (ms), 7 first field, 8 second field,
+/// 9 format version, 10 instance id, 11 now on the wall clock (ms), 12 the oldest
+/// exchange of a member that still counts (ms; 0: do not track members), then this
+/// instance's own two counts (absolute) per bucket key.
+///
+/// Each bucket hash holds the fleet's totals (fields `<first>`, `<second>`) and every
+/// instance's own counts (`<instance>:<first>`, `<instance>:<second>`). A push raises an
+/// instance's own count to the value sent and adds the difference to the total, so a push
+/// repeated (a reply lost, a retry) changes nothing, and a store that lost its data gets
+/// each instance's whole count back at its next push.
 ///
 /// Returns: incarnation, sequence number, state (empty if none), 1 if the counts were
-/// pushed and read (0 when the believed sequence number is stale), then two counts per
-/// bucket key.
+/// pushed and read (0 when the believed sequence number is stale), the others' two counts
+/// over the window, and the number of members (instances that exchanged since ARGV 12,
+/// this one included).
 const SOURCE: &str = r#"
 local inc = redis.call('GET', KEYS[1])
 if not inc then
@@ -35,24 +44,52 @@ if ARGV[3] == 'breaker' then
   end
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
   state = redis.call('GET', KEYS[2]) or ''
+  if tonumber(ARGV[4]) ~= seq then
+    return {inc, seq, state, 0, 0, 0, 0}
+  end
 end
-local out = {inc, seq, state, 0}
-if ARGV[3] == 'breaker' and tonumber(ARGV[4]) ~= seq then
-  return out
-end
-out[4] = 1
-for i = 4, #KEYS do
-  local j = 10 + 2 * (i - 4)
+local fa = ARGV[10] .. ':' .. ARGV[7]
+local fb = ARGV[10] .. ':' .. ARGV[8]
+local oa = 0
+local ob = 0
+for i = 5, #KEYS do
+  local j = 13 + 2 * (i - 5)
   local a = tonumber(ARGV[j]) or 0
   local b = tonumber(ARGV[j + 1]) or 0
-  if a > 0 then redis.call('HINCRBY', KEYS[i], ARGV[7], a) end
-  if b > 0 then redis.call('HINCRBY', KEYS[i], ARGV[8], b) end
-  if a > 0 or b > 0 then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
-  local v = redis.call('HMGET', KEYS[i], ARGV[7], ARGV[8])
-  out[#out + 1] = tonumber(v[1]) or 0
-  out[#out + 1] = tonumber(v[2]) or 0
+  local v = redis.call('HMGET', KEYS[i], ARGV[7], ARGV[8], fa, fb)
+  local ta = tonumber(v[1]) or 0
+  local tb = tonumber(v[2]) or 0
+  local ma = tonumber(v[3]) or 0
+  local mb = tonumber(v[4]) or 0
+  local touched = false
+  if a > ma then
+    redis.call('HINCRBY', KEYS[i], ARGV[7], a - ma)
+    redis.call('HSET', KEYS[i], fa, ARGV[j])
+    ta = ta + a - ma
+    ma = a
+    touched = true
+  end
+  if b > mb then
+    redis.call('HINCRBY', KEYS[i], ARGV[8], b - mb)
+    redis.call('HSET', KEYS[i], fb, ARGV[j + 1])
+    tb = tb + b - mb
+    mb = b
+    touched = true
+  end
+  if touched then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+  if ta > ma then oa = oa + ta - ma end
+  if tb > mb then ob = ob + tb - mb end
 end
-return out
+local members = 0
+if ARGV[12] ~= '0' then
+  redis.call('ZADD', KEYS[4], ARGV[11], ARGV[10])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[12])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  members = redis.call('ZCARD', KEYS[4])
+end
+return {inc, seq, state, 1, oa, ob, members}
 "#;
 
 /// One exchange's request.
@@ -60,6 +97,8 @@ pub(crate) struct Request<'a> {
     pub(crate) incarnation_key: &'a str,
     pub(crate) state_key: &'a str,
     pub(crate) seq_key: &'a str,
+    pub(crate) members_key: &'a str,
+    /// Bucket keys with this instance's own (absolute) counts in each.
     pub(crate) buckets: &'a [(String, [u64; 2])],
     pub(crate) bucket_ttl_ms: u64,
     pub(crate) incarnation: &'a str,
@@ -68,6 +107,11 @@ pub(crate) struct Request<'a> {
     pub(crate) publish: &'a str,
     pub(crate) meta_ttl_ms: u64,
     pub(crate) fields: [&'a str; 2],
+    pub(crate) instance: &'a str,
+    pub(crate) wall_ms: u64,
+    /// Members that exchanged at or after this wall-clock instant count; 0 does not track
+    /// members.
+    pub(crate) members_since_ms: u64,
 }
 
 /// One exchange's answer.
@@ -76,8 +120,11 @@ pub(crate) struct Answer {
     pub(crate) incarnation: String,
     pub(crate) seq: u64,
     pub(crate) state: String,
-    /// The fleet's counts per bucket key; `None` when the believed sequence was stale.
-    pub(crate) counts: Option<Vec<[u64; 2]>>,
+    /// What the other instances counted over the window; `None` when the believed sequence
+    /// was stale and nothing was pushed or read.
+    pub(crate) others: Option<[u64; 2]>,
+    /// Instances sharing a budget that exchanged recently, this one included.
+    pub(crate) members: u64,
 }
 
 pub(crate) fn script() -> Script {
@@ -91,7 +138,7 @@ pub(crate) async fn run<C: ConnectionLike>(
     r: &Request<'_>,
 ) -> Result<Answer, RedisError> {
     let mut inv = script.key(r.incarnation_key);
-    inv.key(r.state_key).key(r.seq_key);
+    inv.key(r.state_key).key(r.seq_key).key(r.members_key);
     for (k, _) in r.buckets {
         inv.key(k);
     }
@@ -103,7 +150,10 @@ pub(crate) async fn run<C: ConnectionLike>(
         .arg(r.meta_ttl_ms)
         .arg(r.fields[0])
         .arg(r.fields[1])
-        .arg(crate::exchange::FORMAT);
+        .arg(crate::exchange::FORMAT)
+        .arg(r.instance)
+        .arg(r.wall_ms)
+        .arg(r.members_since_ms);
     for (_, add) in r.buckets {
         inv.arg(add[0]).arg(add[1]);
     }
@@ -134,26 +184,18 @@ fn int(v: &Value) -> Option<u64> {
 }
 
 fn parse(v: &[Value]) -> Option<Answer> {
-    let [inc, seq, state, pushed, rest @ ..] = v else {
+    let [inc, seq, state, pushed, a, b, members] = v else {
         return None;
-    };
-    let counts = if int(pushed)? == 1 {
-        if rest.len() % 2 != 0 {
-            return None;
-        }
-        let mut out = Vec::with_capacity(rest.len() / 2);
-        for pair in rest.chunks_exact(2) {
-            out.push([int(&pair[0])?, int(&pair[1])?]);
-        }
-        Some(out)
-    } else {
-        None
     };
     Some(Answer {
         incarnation: text(inc)?,
         seq: int(seq)?,
         state: text(state)?,
-        counts,
+        others: match int(pushed)? {
+            1 => Some([int(a)?, int(b)?]),
+            _ => None,
+        },
+        members: int(members)?,
     })
 }
 
@@ -167,30 +209,22 @@ mod tests {
 
     #[test]
     fn answers_parse_with_and_without_counts() {
+        let i = Value::Int;
         let a = parse(&[
             bulk("abc"),
-            Value::Int(3),
+            i(3),
             bulk("1 3 close x"),
-            Value::Int(1),
-            Value::Int(2),
-            Value::Int(5),
+            i(1),
+            i(2),
+            i(5),
+            i(4),
         ])
         .unwrap();
-        assert_eq!(a.counts, Some(vec![[2, 5]]));
-        assert_eq!((a.seq, a.state.as_str()), (3, "1 3 close x"));
-        let b = parse(&[bulk("abc"), Value::Int(4), bulk(""), Value::Int(0)]).unwrap();
-        assert_eq!(b.counts, None);
+        assert_eq!(a.others, Some([2, 5]));
+        assert_eq!((a.seq, a.state.as_str(), a.members), (3, "1 3 close x", 4));
+        let b = parse(&[bulk("abc"), i(4), bulk(""), i(0), i(0), i(0), i(0)]).unwrap();
+        assert_eq!(b.others, None);
         assert!(parse(&[bulk("abc")]).is_none());
-        assert!(parse(&[bulk("a"), Value::Int(-1), bulk(""), Value::Int(0)]).is_none());
-        assert!(
-            parse(&[
-                bulk("a"),
-                Value::Int(1),
-                bulk(""),
-                Value::Int(1),
-                Value::Int(1)
-            ])
-            .is_none()
-        );
+        assert!(parse(&[bulk("a"), i(-1), bulk(""), i(0), i(0), i(0), i(0)]).is_none());
     }
 }

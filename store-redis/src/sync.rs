@@ -169,19 +169,25 @@ where
         let len = millis(snap.window).div_ceil(width_ms) + 1;
         let plan = self.ledger.plan(clocks, &counts, width_ms, len);
         let keys = bucket_keys(&format!("{}:v1:{width_ms}", self.base), &plan);
-        let answer = self.round_trip(keys, false, "", ["w", "d"]).await?;
-        if self.store_reset(&answer, &plan) {
-            return Ok(());
-        }
-        let Some(fleet) = self.commit(&answer, &plan) else {
+        // Every instance that exchanged within `stale_after` shares the remainder.
+        let since = clocks
+            .wall_ms
+            .saturating_sub(millis(self.settings.stale_after))
+            .max(1);
+        let answer = self.round_trip(keys, false, "", ["w", "d"], since).await?;
+        self.store_reset(&answer);
+        let Some(others) = answer.others else {
             return Ok(());
         };
-        let others = self.ledger.others(&plan, &fleet);
+        let instances = u32::try_from(answer.members).unwrap_or(u32::MAX);
+        let round = clocks.wall_ms / millis(self.settings.interval).max(1);
         budget.merge(
             clocks.local,
             FleetBudgetCounts {
                 withdrawn: others[0],
                 deposits: others[1],
+                instances,
+                ticket: ticket(&self.settings.instance, round, instances),
             },
             clocks.local + self.settings.stale_after,
         );
@@ -228,10 +234,10 @@ where
             Vec::new()
         };
         let answer = self
-            .round_trip(keys, true, &publish_text, ["f", "c"])
+            .round_trip(keys, true, &publish_text, ["f", "c"], 0)
             .await?;
         // Before the state is read: after a reset, sequence numbers start again at 1.
-        let reset = self.store_reset(&answer, &plan);
+        self.store_reset(&answer);
         if let Some(p) = &publish {
             self.applied = Some(answer.seq);
             self.settings.emit(SyncEvent::Published {
@@ -249,19 +255,14 @@ where
         } else {
             snap.generation
         });
-        let fleet = if reset {
-            None
-        } else {
-            self.commit(&answer, &plan)
-        };
         if answer.seq != self.seq {
+            // New keys: the counts from here on go under the new sequence number.
             self.seq = answer.seq;
             self.ledger.reset();
         }
-        let (Some(fleet), true) = (fleet, len > 0) else {
+        let (Some(others), true) = (answer.others, self.with_counts) else {
             return Ok(());
         };
-        let others = self.ledger.others(&plan, &fleet);
         let now = self.settings.clock.now();
         let merged = breaker.merge(
             now,
@@ -332,10 +333,10 @@ where
     }
 
     /// Notes the store's incarnation; true if the store lost what it held since the last
-    /// exchange. The ledger then holds only what this round's push put into the new store
-    /// (its deltas, if the script pushed), so the rest of the window goes again next time,
-    /// and the sequence numbers applied before are forgotten (the new store counts from 1).
-    fn store_reset(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> bool {
+    /// exchange. The counts need nothing (every push sends this instance's whole counts,
+    /// so this round's push already restored them), but the sequence numbers applied
+    /// before are forgotten: the new store counts them from 1 again.
+    fn store_reset(&mut self, answer: &Answer) -> bool {
         if self.incarnation.as_deref() == Some(answer.incarnation.as_str()) {
             return false;
         }
@@ -346,23 +347,11 @@ where
         {
             return false;
         }
-        if answer.counts.is_some() {
-            self.ledger.restart_from(plan);
-        } else {
-            self.ledger.reset();
-        }
         self.applied = None;
         self.settings.emit(SyncEvent::StoreReset {
             object: self.shared.clone(),
         });
         true
-    }
-
-    /// Commits the push; the fleet's counts if they were read.
-    fn commit(&mut self, answer: &Answer, plan: &crate::exchange::Plan) -> Option<Vec<[u64; 2]>> {
-        let fleet = answer.counts.clone()?;
-        self.ledger.commit(plan);
-        Some(fleet)
     }
 
     /// A token never offered before as the store's incarnation. A token offered again after
@@ -379,10 +368,12 @@ where
         breaker: bool,
         publish: &str,
         fields: [&str; 2],
+        members_since_ms: u64,
     ) -> Result<Answer, String> {
         let incarnation_key = format!("{}:incarnation", self.base);
         let state_key = format!("{}:state", self.base);
         let seq_key = format!("{}:seq", self.base);
+        let members_key = format!("{}:members", self.base);
         // A bucket outlives the window by a window and `stale_after`: long enough for every
         // instance to read it while it counts, short enough that Redis forgets the fleet.
         let ttl = millis(self.window.saturating_mul(2) + self.settings.stale_after);
@@ -391,6 +382,7 @@ where
             incarnation_key: &incarnation_key,
             state_key: &state_key,
             seq_key: &seq_key,
+            members_key: &members_key,
             buckets: &buckets,
             bucket_ttl_ms: ttl,
             incarnation: &candidate,
@@ -399,6 +391,9 @@ where
             publish,
             meta_ttl_ms: millis(META_TTL),
             fields,
+            instance: &self.settings.instance,
+            wall_ms: wall_ms(),
+            members_since_ms,
         };
         script::run(&self.script, &mut self.conn, &req)
             .await
@@ -406,12 +401,22 @@ where
     }
 }
 
-/// The keys of `plan`'s window under `prefix`, with what to add to each.
+/// This instance's draw for the split of a budget's remainder in exchange `round`: a hash
+/// of its id and the round, so different instances draw differently and each one's draw
+/// changes every round.
+fn ticket(instance: &str, round: u64, instances: u32) -> u32 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    (instance, round).hash(&mut h);
+    u32::try_from(h.finish() % u64::from(instances.max(1))).unwrap_or(0)
+}
+
+/// The keys of `plan`'s window under `prefix`, with this instance's counts in each.
 fn bucket_keys(prefix: &str, plan: &crate::exchange::Plan) -> Vec<(String, [u64; 2])> {
-    plan.add
+    plan.own
         .iter()
         .enumerate()
-        .map(|(i, add)| (format!("{prefix}:{}", plan.first + i as u64), *add))
+        .map(|(i, own)| (format!("{prefix}:{}", plan.first + i as u64), *own))
         .collect()
 }
 
@@ -481,8 +486,22 @@ mod tests {
             incarnation: incarnation.into(),
             seq,
             state: state.into(),
-            counts: Some(vec![[0, 0]]),
+            others: Some([0, 0]),
+            members: 0,
         }
+    }
+
+    #[test]
+    fn draws_differ_between_instances_and_rounds_and_stay_in_range() {
+        let draws: std::collections::BTreeSet<u32> = (0..50)
+            .map(|i| ticket(&format!("instance-{i}"), 7, 1000))
+            .collect();
+        assert!(draws.len() > 45, "{} distinct of 50", draws.len());
+        let rounds: std::collections::BTreeSet<u32> =
+            (0..50).map(|r| ticket("a", r, 1000)).collect();
+        assert!(rounds.len() > 45);
+        assert!((0..100).all(|r| ticket("a", r, 3) < 3));
+        assert_eq!(ticket("a", 1, 0), 0);
     }
 
     /// A token offered once must never be offered again: after a flush, the instance that
@@ -506,17 +525,16 @@ mod tests {
         );
         let events = Arc::default();
         let mut t = task(Object::Breaker(breaker.clone()), &events);
-        let plan = Ledger::default().plan(t.now(), &[], 1, 1);
         let until = wall_ms() + 60_000;
 
         let a = answer("old", 1, &format!("1 1 open {until} other"));
-        assert!(!t.store_reset(&a, &plan));
+        assert!(!t.store_reset(&a));
         assert!(t.apply_state(&breaker, &a));
         assert_eq!(breaker.state(), CircuitState::Open);
 
         // The store was flushed, and another instance's close is the new store's first state.
         let b = answer("new", 1, "1 1 close other");
-        assert!(t.store_reset(&b, &plan));
+        assert!(t.store_reset(&b));
         assert!(
             t.apply_state(&breaker, &b),
             "the close was taken for the old open"
