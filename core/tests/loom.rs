@@ -6,7 +6,10 @@
 //! - **exactly the configured number of half-open probes** is admitted at once;
 //! - **a dropped probe permit is always released**, even when it races a transition;
 //! - **the breaker can always close**: from whatever state the threads leave it in, a late
-//!   call is admitted and enough successes close it.
+//!   call is admitted and enough successes close it;
+//! - **fleet sharing** ([`redress::fleet`]): a decision followed from another instance, or a
+//!   merge of the fleet's counts, racing calls and withdrawals, neither lets a stale permit
+//!   move the breaker nor grants beyond the fleet's cap.
 //!
 //! Runs only under `--cfg loom`, which switches core's shared state to loom's primitives
 //! (`core/src/sync.rs`):
@@ -398,5 +401,78 @@ fn a_withdrawal_with_a_stale_clock_is_counted_in_the_latest_window() {
         let fresh = t1.join().unwrap();
         assert!(fresh || stale);
         assert_eq!(budget.remaining(Instant::from_secs(5)), 0);
+    });
+}
+
+// ----- fleet sharing (redress::fleet) ---------------------------------------------------
+
+#[test]
+fn a_followed_open_racing_a_closed_call_leaves_the_breaker_open() {
+    loom::model(|| {
+        use redress::fleet::FleetDirective;
+        // A call admitted while closed reports success while the store follows another
+        // instance's open: the stale permit must not close or re-trip anything.
+        let b = Arc::new(breaker(1, 1));
+        let permit_holder = b.clone();
+        let t1 = thread::spawn(move || {
+            // Admitted before the follow, or refused after it.
+            let p = permit_holder.try_acquire(at_ms(1)).ok()?;
+            permit_holder.record(at_ms(2), p, BreakerOutcome::Success)
+        });
+        let followed = b.follow(
+            at_ms(1),
+            FleetDirective::Open {
+                until: at_ms(1_000),
+            },
+        );
+        assert_eq!(followed, Some(Transition::Opened));
+        assert_eq!(t1.join().unwrap(), None);
+        assert_eq!(b.state(), CircuitState::Open);
+        assert!(b.try_acquire(at_ms(999)).is_err());
+        assert_can_close(&b, 1);
+    });
+}
+
+#[test]
+fn a_fleet_close_racing_a_probe_never_wedges_the_breaker() {
+    loom::model(|| {
+        use redress::fleet::FleetDirective;
+        let b = Arc::new(tripped(1));
+        let prober = b.clone();
+        let t1 = thread::spawn(move || {
+            if let Ok(p) = prober.try_acquire(at_ms(20)) {
+                prober.record(at_ms(21), p, FAIL);
+            }
+        });
+        b.follow(at_ms(20), FleetDirective::Close);
+        t1.join().unwrap();
+        // Closed, or reopened by the probe's failure: either way it can close again.
+        assert_can_close(&b, 1);
+    });
+}
+
+#[test]
+fn a_merge_racing_withdrawals_never_grants_beyond_the_fleet_cap() {
+    loom::model(|| {
+        use redress::fleet::FleetBudgetCounts;
+        // Cap 2; the others spent 1. Whether the merge lands before or after the two
+        // withdrawals, at most the cap is reached once the merge is in.
+        let budget = Arc::new(Budget::rolling(2, Duration::from_secs(1)).build().unwrap());
+        let b1 = budget.clone();
+        let t1 = thread::spawn(move || b1.withdraw(at_ms(1), ErrorClass::Transient));
+        budget.merge(
+            at_ms(1),
+            FleetBudgetCounts {
+                withdrawn: 1,
+                ..FleetBudgetCounts::default()
+            },
+            at_ms(500),
+        );
+        let mine = budget.withdraw(at_ms(1), ErrorClass::Transient);
+        let theirs = t1.join().unwrap();
+        // After the merge, own + others never exceed the cap, so at most one more unit
+        // than the cap minus the others' can have been granted before the merge.
+        assert!(u64::from(mine) + u64::from(theirs) <= 2);
+        assert_eq!(budget.remaining(at_ms(1)), 0);
     });
 }
