@@ -118,6 +118,9 @@
 //! clocks should agree (NTP); a skew of `s` shifts an instance's counts and its reading of
 //! an open-until by `s`.
 //!
+//! With the `tracing` feature, every [`SyncEvent`] is also logged (target `redress_redis`):
+//! `warn` for [`SyncEvent::Degraded`] and [`SyncEvent::Ignored`], `info` for the rest.
+//!
 //! # Redis Cluster
 //! Pass a `redis::cluster_async::ClusterConnection` (the `redis` crate's `cluster-async`
 //! feature) to [`FleetBuilder::build`]: the connection type only needs
@@ -229,10 +232,29 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn emit(&self, e: SyncEvent) {
+        #[cfg(feature = "tracing")]
+        log(&e);
         if let Some(h) = &self.hook {
             // A hook that panics must not end the sync task.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&e)));
         }
+    }
+}
+
+/// Logs an event: `warn` when sharing stopped working or a state was ignored, `info`
+/// otherwise.
+#[cfg(feature = "tracing")]
+fn log(e: &SyncEvent) {
+    match e {
+        SyncEvent::Degraded { object, error } => tracing::warn!(
+            target: "redress_redis", kind = ?object.kind, name = %object.name, %error,
+            "fleet sharing degraded: deciding from local state"
+        ),
+        SyncEvent::Ignored { object, reason } => tracing::warn!(
+            target: "redress_redis", kind = ?object.kind, name = %object.name, %reason,
+            "ignored a breaker state of another format"
+        ),
+        other => tracing::info!(target: "redress_redis", event = ?other, "fleet sharing"),
     }
 }
 
