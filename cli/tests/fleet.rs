@@ -38,8 +38,9 @@ fn by_name<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
     r.policies.iter().find(|p| p.name == name).unwrap()
 }
 
-/// Seen with seed 1: during the outage, amplification 3.03 per instance, 1.07 synced, 1.02
-/// shared; retries 200.0/s, 6.4/s and 2.0/s against a fleet budget of 2/s.
+/// Seen with seed 1: during the outage, amplification 3.03 per instance, 1.03 synced, 1.02
+/// shared; retries 200.0/s, 2.5/s and 2.0/s against a fleet budget of 2/s. (Before synced
+/// budgets split what the fleet has left between the instances: 1.07 and 6.4/s.)
 #[test]
 fn a_synced_budget_keeps_the_fleet_near_one_budget_and_per_instance_ones_do_not() {
     let (scenario, policies) = short_fleet();
@@ -68,8 +69,15 @@ fn a_synced_budget_keeps_the_fleet_near_one_budget_and_per_instance_ones_do_not(
     assert!(retries(client) > 150.0, "{}", retries(client));
     // Shared: one budget of 2/s.
     assert!(retries(shared) <= 2.2, "{}", retries(shared));
-    // Synced: one budget plus about one interval of the others' spending per window.
-    assert!(amp(synced) < 1.15, "{}", amp(synced));
+    // Synced: each instance spends only its share of what the fleet has left until its next
+    // exchange, so the fleet stays near one budget.
+    assert!(amp(synced) < 1.05, "{}", amp(synced));
+    assert!(
+        retries(synced) < 1.5 * retries(shared),
+        "synced {} is not close to shared {}",
+        retries(synced),
+        retries(shared)
+    );
     assert!(
         amp(synced) - amp(shared) < 0.1 * (amp(client) - amp(shared)),
         "synced {} is not close to shared {}",
@@ -83,7 +91,7 @@ fn a_synced_budget_keeps_the_fleet_near_one_budget_and_per_instance_ones_do_not(
     );
 }
 
-/// Seen with seed 1: the synced breakers opened 3.0 s to 3.99 s into the outage (all 100);
+/// Seen with seed 1: the synced breakers opened 4.0 s to 4.99 s into the outage (all 100);
 /// per instance, 79 of 100 opened, 5.5 s to 50.0 s in.
 #[test]
 fn synced_breakers_all_open_within_one_sync_interval_of_the_first() {

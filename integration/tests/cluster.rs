@@ -83,7 +83,7 @@ async fn a_budget_and_a_breaker_are_shared_through_a_redis_cluster() {
         b.budget.fleet(clock.now()).map(|c| c.withdrawn) == Some(7)
     })
     .await;
-    // While A counts as a spender, B's share of each exchange is part of the 3, so it
+    // B's share of each exchange (split between A and B) is part of the 3, so it
     // gets them over a few exchanges; then nothing more.
     let mut granted = 0;
     for _ in 0..100 {

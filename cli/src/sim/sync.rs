@@ -4,16 +4,22 @@
 //!
 //! One exchange of instance `i` at `now`, per shared object, with no round-trip time:
 //!
-//! 1. take the object's snapshot and push the growth of each of its buckets since the last
-//!    push into the store's bucket of the same start (the simulation has one clock);
+//! 1. take the object's snapshot and push its counts per bucket into the store's bucket of
+//!    the same start (the simulation has one clock). As in redress-redis's script, the store
+//!    keeps the fleet's totals and every instance's own counts per bucket; a push raises
+//!    the instance's own counts to the snapshot's and adds the difference to the totals;
 //! 2. breakers: if the snapshot's generation changed other than through `follow`, publish
 //!    the state (open until …, or closed) under the next sequence number; counts are kept
 //!    per sequence number, and an instance pushes and reads them only once it has seen the
 //!    latest one (its own counts restart at every transition);
 //! 3. read the fleet's totals over the window (budgets: one bucket more than the window, as
-//!    the budget itself counts), subtract what this instance pushed, and
+//!    the budget itself counts), subtract this instance's own, and
 //!    [merge](redress::Budget::merge) the rest — the others' counts as of their last push —
-//!    valid for three intervals;
+//!    valid for three intervals (redress-redis's default `stale_after`). A budget's merge
+//!    also splits what the fleet has left between the instances that exchanged within those
+//!    three intervals, this one included, with a draw for the remainder that is a hash of
+//!    the instance and the round of exchanges, as redress-redis draws from its instance id
+//!    and `wall_ms / interval_ms`;
 //! 4. breakers: [follow](redress::CircuitBreaker::follow) the latest state another instance
 //!    published, once per sequence number.
 //!
@@ -29,12 +35,12 @@ use redress::{Budget, CircuitBreaker, CircuitState, Instant, Policy};
 
 use super::model::nanos;
 
-/// What an instance pushed per bucket (by bucket index), and the fleet's totals.
+/// The fleet's totals and every instance's own counts per bucket (by bucket index).
 #[derive(Debug, Default)]
 struct Counts {
     /// The fleet's totals per bucket index.
     totals: BTreeMap<u64, [u64; 2]>,
-    /// Per instance: what it pushed per bucket index.
+    /// Per instance: its own counts per bucket index (the highest it pushed).
     pushed: Vec<BTreeMap<u64, [u64; 2]>>,
 }
 
@@ -46,9 +52,9 @@ impl Counts {
         }
     }
 
-    /// Pushes instance `i`'s `buckets` (`(start, counts)` from a snapshot) into the window of
-    /// `len` buckets of `width` ending at `now`'s, and returns what the others pushed into
-    /// that window.
+    /// Pushes instance `i`'s `buckets` (`(start, counts)` from a snapshot, absolute) into the
+    /// window of `len` buckets of `width` ending at `now`'s, and returns what the others
+    /// counted in that window: per bucket, the total minus this instance's own.
     fn exchange(
         &mut self,
         i: usize,
@@ -85,7 +91,7 @@ impl Counts {
         others
     }
 
-    /// Forgets every count: a new breaker sequence number starts from nothing.
+    /// Forgets every count: a new breaker sequence number starts from nothing (new keys).
     fn clear(&mut self) {
         self.totals.clear();
         for p in &mut self.pushed {
@@ -115,6 +121,15 @@ struct BreakerStore {
     generation: Vec<Option<u64>>,
 }
 
+/// A budget's side of the store: its counts, and when each instance last exchanged (the
+/// instances that split what the fleet has left).
+#[derive(Debug)]
+struct BudgetStore {
+    counts: Counts,
+    /// Per instance: when it last exchanged (nanoseconds), if it has.
+    seen: Vec<Option<u64>>,
+}
+
 /// The fleet's store, and the exchange schedule.
 #[derive(Debug)]
 pub(crate) struct FleetStore {
@@ -122,7 +137,7 @@ pub(crate) struct FleetStore {
     instances: u64,
     /// Exchanges so far: the next is instance `tick % instances` in round `tick / instances`.
     tick: u64,
-    budget: Option<Counts>,
+    budget: Option<BudgetStore>,
     breaker: Option<BreakerStore>,
 }
 
@@ -148,9 +163,10 @@ impl FleetStore {
             interval: nanos(interval).max(1),
             instances: n.max(1) as u64,
             tick: 0,
-            budget: first
-                .and_then(|p| p.retry().budget())
-                .map(|_| Counts::new(n)),
+            budget: first.and_then(|p| p.retry().budget()).map(|_| BudgetStore {
+                counts: Counts::new(n),
+                seen: vec![None; n],
+            }),
             breaker: first.and_then(|p| p.breaker()).map(|b| BreakerStore {
                 with_counts: b.snapshot(Instant::ZERO).bucket_width.is_some(),
                 counts: Counts::new(n),
@@ -182,9 +198,11 @@ impl FleetStore {
         let Some(policy) = policies.get(i) else {
             return out;
         };
-        let valid_until = now + Duration::from_nanos(self.interval.saturating_mul(3));
+        let stale_after = self.interval.saturating_mul(3);
+        let valid_until = now + Duration::from_nanos(stale_after);
         if let (Some(store), Some(budget)) = (&mut self.budget, policy.retry().budget()) {
-            exchange_budget(store, i, now, budget, valid_until);
+            let round = now.as_nanos() / self.interval;
+            store.exchange(i, now, budget, round, stale_after);
         }
         if let (Some(store), Some(breaker)) = (&mut self.breaker, policy.breaker()) {
             let (followed, tripped) = store.exchange(i, now, breaker, valid_until);
@@ -195,25 +213,57 @@ impl FleetStore {
     }
 }
 
-fn exchange_budget(store: &mut Counts, i: usize, now: Instant, budget: &Budget, until: Instant) {
-    let snap = budget.snapshot(now);
-    let buckets: Vec<(Instant, [u64; 2])> = snap
-        .buckets
-        .iter()
-        .map(|b| (b.start, [b.withdrawn, b.deposits]))
-        .collect();
-    let width = nanos(snap.bucket_width).max(1);
-    // One bucket more than the window holds, as the budget itself counts.
-    let len = nanos(snap.window).div_ceil(width) + 1;
-    let others = store.exchange(i, now.as_nanos(), &buckets, width, len);
-    budget.merge(
-        now,
-        FleetBudgetCounts {
-            withdrawn: others[0],
-            deposits: others[1],
-        },
-        until,
-    );
+impl BudgetStore {
+    /// Instance `i`'s exchange in `round`: push, read the others' counts and how many
+    /// instances exchanged within `stale_after` (nanoseconds), and merge with this
+    /// instance's draw.
+    fn exchange(&mut self, i: usize, now: Instant, budget: &Budget, round: u64, stale_after: u64) {
+        let snap = budget.snapshot(now);
+        let buckets: Vec<(Instant, [u64; 2])> = snap
+            .buckets
+            .iter()
+            .map(|b| (b.start, [b.withdrawn, b.deposits]))
+            .collect();
+        let width = nanos(snap.bucket_width).max(1);
+        // One bucket more than the window holds, as the budget itself counts.
+        let len = nanos(snap.window).div_ceil(width) + 1;
+        let others = self
+            .counts
+            .exchange(i, now.as_nanos(), &buckets, width, len);
+        self.seen[i] = Some(now.as_nanos());
+        let since = now.as_nanos().saturating_sub(stale_after);
+        let members = self
+            .seen
+            .iter()
+            .filter(|t| t.is_some_and(|t| t >= since))
+            .count();
+        let instances = u32::try_from(members).unwrap_or(u32::MAX);
+        budget.merge(
+            now,
+            FleetBudgetCounts {
+                withdrawn: others[0],
+                deposits: others[1],
+                instances,
+                ticket: ticket(i, round, instances),
+            },
+            now + Duration::from_nanos(stale_after),
+        );
+    }
+}
+
+/// Instance `i`'s draw for the split of a budget's remainder in exchange `round`, in
+/// `0..instances`: a fixed mix of both (SplitMix64's finalizer), so draws differ between
+/// instances and rounds and a run stays the same for a seed.
+fn ticket(i: usize, round: u64, instances: u32) -> u32 {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let h = mix(mix(i as u64)
+        .wrapping_add(round)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15));
+    u32::try_from(h % u64::from(instances.max(1))).unwrap_or(0)
 }
 
 impl BreakerStore {
@@ -226,11 +276,9 @@ impl BreakerStore {
         until: Instant,
     ) -> (Option<Transition>, bool) {
         let snap = breaker.snapshot(now);
+        // Its counts restart at every transition; the store keeps its own counts as pushed
+        // (as redress-redis's script does), so lower counts add nothing until they pass them.
         let changed = self.generation[i] != Some(snap.generation);
-        if changed {
-            // Its counts restarted: what it pushes now starts from nothing.
-            self.counts.pushed[i].clear();
-        }
         let first = self.generation[i].is_none();
         let publish = match (snap.state, snap.open_until) {
             (CircuitState::Open, Some(until)) if changed => Some(FleetDirective::Open { until }),
@@ -393,37 +441,81 @@ mod tests {
             c.exchange(2, 3_500_000_000, &[(at(1000), [1, 0])], w, 3),
             [3, 1]
         );
+        // Nor does a lower one (its counts restarted): the store keeps the highest.
+        assert_eq!(
+            c.exchange(2, 3_500_000_000, &[(at(1000), [0, 0])], w, 3),
+            [3, 1]
+        );
+        assert_eq!(c.exchange(0, 3_500_000_000, &[], w, 3), [4, 1]);
     }
 
     #[test]
-    fn a_budget_counts_what_the_others_withdrew_as_of_their_last_exchange() {
+    fn a_budget_counts_what_the_others_withdrew_and_splits_what_is_left() {
         let policies = fleet(2);
         let mut store = FleetStore::new(&policies, secs(1));
         for _ in 0..6 {
             assert!(budget(&policies[0]).withdraw(at(100), ErrorClass::Transient));
         }
-        // Instance 1 exchanges (at 500 ms) before instance 0 pushed: it sees nothing.
+        // Instance 0 exchanges alone at 0 ms: nothing to split with.
+        exchange_until(&mut store, &policies, at(0));
+        assert_eq!(budget(&policies[0]).fleet_share(at(100)), None);
+        // Instance 1 exchanges at 500 ms: 6 pushed at 0 ms, and 4 left for two instances.
         exchange_until(&mut store, &policies, at(500));
-        assert_eq!(
-            budget(&policies[1]).remaining(at(600)),
-            4,
-            "6 pushed at 0 ms"
-        );
+        assert_eq!(budget(&policies[1]).remaining(at(600)), 4);
+        assert_eq!(budget(&policies[1]).fleet_share(at(600)), Some(2));
         exchange_until(&mut store, &policies, at(1500));
         assert_eq!(budget(&policies[1]).remaining(at(1600)), 4);
-        for _ in 0..4 {
+        for _ in 0..2 {
             assert!(budget(&policies[1]).withdraw(at(1600), ErrorClass::Transient));
         }
-        assert!(!budget(&policies[1]).withdraw(at(1600), ErrorClass::Transient));
+        assert!(
+            !budget(&policies[1]).withdraw(at(1600), ErrorClass::Transient),
+            "its share of the 4 is spent"
+        );
+        assert_eq!(budget(&policies[1]).remaining(at(1600)), 2);
         // Instance 1 pushes them at 2.5 s; instance 0 learns of them at its exchange after.
         exchange_until(&mut store, &policies, at(2000));
         assert_eq!(budget(&policies[0]).remaining(at(2000)), 4);
         exchange_until(&mut store, &policies, at(3000));
-        assert_eq!(budget(&policies[0]).remaining(at(3000)), 0);
+        assert_eq!(budget(&policies[0]).remaining(at(3000)), 2);
+        assert_eq!(budget(&policies[0]).fleet_share(at(3000)), Some(1));
         // Merges stay valid for three intervals; an instance that stops exchanging then
         // decides alone.
-        assert_eq!(budget(&policies[0]).remaining(at(5999)), 0);
+        assert_eq!(budget(&policies[0]).remaining(at(5999)), 2);
         assert_eq!(budget(&policies[0]).remaining(at(6000)), 4);
+        assert_eq!(budget(&policies[0]).fleet_share(at(6000)), None);
+    }
+
+    #[test]
+    fn instances_split_a_budget_while_they_exchanged_within_three_intervals() {
+        let policies = fleet(3);
+        let mut store = FleetStore::new(&policies, secs(1)).budget.unwrap();
+        let stale = 3_000_000_000;
+        let instances = |p: &Policy, now: Instant| budget(p).fleet(now).unwrap().instances;
+        store.exchange(0, at(0), budget(&policies[0]), 0, stale);
+        assert_eq!(instances(&policies[0], at(0)), 1, "only itself so far");
+        store.exchange(1, at(100), budget(&policies[1]), 0, stale);
+        store.exchange(2, at(200), budget(&policies[2]), 0, stale);
+        assert_eq!(instances(&policies[2], at(200)), 3);
+        // Instance 0 last exchanged at 0 ms: it counts until 3 s, then no longer.
+        store.exchange(1, at(3000), budget(&policies[1]), 3, stale);
+        assert_eq!(instances(&policies[1], at(3000)), 3);
+        store.exchange(1, at(3001), budget(&policies[1]), 3, stale);
+        assert_eq!(instances(&policies[1], at(3001)), 2);
+    }
+
+    #[test]
+    fn draws_differ_between_instances_and_rounds_and_stay_in_range() {
+        let by_instance: std::collections::BTreeSet<u32> =
+            (0..100).map(|i| ticket(i, 7, 1000)).collect();
+        assert!(by_instance.len() > 90, "{}", by_instance.len());
+        let by_round: std::collections::BTreeSet<u32> =
+            (0..100).map(|r| ticket(3, r, 1000)).collect();
+        assert!(by_round.len() > 90, "{}", by_round.len());
+        assert!((0..100).all(|r| ticket(5, r, 3) < 3));
+        assert_eq!(ticket(5, 1, 0), 0);
+        assert_eq!(ticket(5, 1, 1), 0);
+        assert_eq!(ticket(42, 9, 100), ticket(42, 9, 100));
     }
 
     #[test]
