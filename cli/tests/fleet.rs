@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use redress_cli::sim::{self, NamedPolicy, PolicyReport, PolicyScope, Report, Scenario};
+use redress_cli::sim::{self, NamedPolicy, PolicyReport, PolicyScope, Scenario};
 
 mod common;
-use common::redress;
+use common::{by_name, redress, run};
 
 /// The embedded fleet scenario, two minutes long with the outage from 30 s to 90 s.
 fn short_fleet() -> (Scenario, Vec<NamedPolicy>) {
@@ -19,23 +19,6 @@ fn short_fleet() -> (Scenario, Vec<NamedPolicy>) {
     outage.end = Duration::from_secs(90);
     scenario.validate().unwrap();
     (scenario, policies)
-}
-
-fn run(scenario: &Scenario, policies: &[NamedPolicy], seed: Option<u64>) -> Report {
-    sim::simulate(
-        scenario,
-        policies,
-        sim::Options {
-            seed,
-            progress: &mut |_, _| {},
-        },
-    )
-    .unwrap()
-    .report
-}
-
-fn by_name<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
-    r.policies.iter().find(|p| p.name == name).unwrap()
 }
 
 /// Seen with seed 1: during the outage, amplification 3.03 per instance, 1.03 synced, 1.02

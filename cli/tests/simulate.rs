@@ -4,32 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use redress_cli::sim::{self, NamedPolicy, PolicyReport, Report, Scenario};
+use redress_cli::sim::{self, PolicyReport, Report, Scenario};
 
 mod common;
-use common::redress;
+use common::{by_name, redress, run};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
-}
-
-fn run(scenario: &Scenario, policies: &[NamedPolicy], seed: Option<u64>) -> Report {
-    sim::simulate(
-        scenario,
-        policies,
-        sim::Options {
-            seed,
-            progress: &mut |_, _| {},
-        },
-    )
-    .unwrap()
-    .report
-}
-
-fn by_name<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
-    r.policies.iter().find(|p| p.name == name).unwrap()
 }
 
 /// The README's main command: the embedded scenario, unchanged.

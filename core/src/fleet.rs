@@ -197,6 +197,25 @@ impl<T: Copy> Remote<T> {
     }
 }
 
+/// Two lists of `(bucket start, count)` (each sorted by start) as one list of
+/// `(start, first count, second count)`, sorted by start.
+fn join<'a>(
+    a: &'a [(u64, u64)],
+    b: &'a [(u64, u64)],
+) -> impl Iterator<Item = (Instant, u64, u64)> + 'a {
+    let mut starts: Vec<u64> = a.iter().chain(b).map(|&(start, _)| start).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let count = |list: &[(u64, u64)], start: u64| {
+        list.iter()
+            .find(|&&(s, _)| s == start)
+            .map_or(0, |&(_, n)| n)
+    };
+    starts
+        .into_iter()
+        .map(move |start| (Instant::from_nanos(start), count(a, start), count(b, start)))
+}
+
 impl Budget {
     /// The budget's own counts per time bucket over the window ending at `now`; what a
     /// remote store pushes. Counts from [`merge`](Self::merge) are not included.
@@ -206,25 +225,13 @@ impl Budget {
         let width = ledger.withdrawn.width();
         drop(ledger);
         let deposits = self.deposits.as_ref().map(|d| d.live(now));
-        let mut buckets: Vec<BudgetBucket> = withdrawn
-            .iter()
-            .map(|&(start, n)| BudgetBucket {
-                start: Instant::from_nanos(start),
-                withdrawn: n,
-                deposits: 0,
+        let buckets = join(&withdrawn, deposits.as_deref().unwrap_or_default())
+            .map(|(start, withdrawn, deposits)| BudgetBucket {
+                start,
+                withdrawn,
+                deposits,
             })
             .collect();
-        for &(start, n) in deposits.iter().flatten() {
-            match buckets.iter_mut().find(|b| b.start.as_nanos() == start) {
-                Some(b) => b.deposits = n,
-                None => buckets.push(BudgetBucket {
-                    start: Instant::from_nanos(start),
-                    withdrawn: 0,
-                    deposits: n,
-                }),
-            }
-        }
-        buckets.sort_unstable_by_key(|b| b.start);
         let window = match self.kind() {
             BudgetKind::Rolling { window, .. } | BudgetKind::Ratio { window, .. } => window,
         };
@@ -308,25 +315,13 @@ impl CircuitBreaker {
             TripMode::Consecutive { .. } => Vec::new(),
         };
         drop(inner);
-        let mut buckets: Vec<BreakerBucket> = failures
-            .iter()
-            .map(|&(start, n)| BreakerBucket {
-                start: Instant::from_nanos(start),
-                failures: n,
-                successes: 0,
+        let buckets = join(&failures, &successes)
+            .map(|(start, failures, successes)| BreakerBucket {
+                start,
+                failures,
+                successes,
             })
             .collect();
-        for &(start, n) in &successes {
-            match buckets.iter_mut().find(|b| b.start.as_nanos() == start) {
-                Some(b) => b.successes = n,
-                None => buckets.push(BreakerBucket {
-                    start: Instant::from_nanos(start),
-                    failures: 0,
-                    successes: n,
-                }),
-            }
-        }
-        buckets.sort_unstable_by_key(|b| b.start);
         let state = match w & 3 {
             CLOSED => CircuitState::Closed,
             OPEN => CircuitState::Open,
