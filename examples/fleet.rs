@@ -62,7 +62,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fleet = Fleet::builder(namespace.as_str())
             .interval(INTERVAL)
             .instance_id(format!("instance-{i}"))
-            .on_event(move |e: &SyncEvent| log.lock().unwrap().push(format!("instance-{i}: {e:?}")))
+            .on_event(move |e: &SyncEvent| {
+                let line = format!("instance-{i}: {e:?}");
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            })
             .build(conn)?;
         let sync = fleet.share_breaker("dependency", breaker.clone())?;
         let policy = Policy::builder()
@@ -113,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // One more exchange each: the instances publish their openings to the fleet.
     tokio::time::sleep(INTERVAL * 2).await;
-    for line in events.lock().unwrap().iter() {
+    for line in events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         println!("{line}");
     }
     Ok(())
