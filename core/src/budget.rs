@@ -266,7 +266,9 @@ impl Budget {
     }
 
     /// Cost units that could be withdrawn at `now` (clamped like [`withdraw`](Self::withdraw)'s),
-    /// counting what the rest of the fleet spent if a [`merge`](Self::merge) is current.
+    /// counting what the rest of the fleet spent if a [`merge`](Self::merge) is current. This
+    /// is the fleet's remainder; this instance's part of it until the next merge is
+    /// [`fleet_share`](Self::fleet_share).
     pub fn remaining(&self, now: Instant) -> u64 {
         let ledger = self.lock();
         let now = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));

@@ -12,9 +12,11 @@
 //! object, off the call path, every sync interval:
 //!
 //! 1. [`Budget::snapshot`] / [`CircuitBreaker::snapshot`] give the object's **own** counts per
-//!    time bucket (and the breaker's state). The store pushes what is new since its last push.
-//! 2. The store pulls the fleet's totals over the window and subtracts what this instance
-//!    pushed, leaving what **the others** did.
+//!    time bucket (and the breaker's state). The store records them as this instance's
+//!    counts: absolute values, not increments, so a push repeated after a lost reply
+//!    changes nothing.
+//! 2. The store reads the fleet's totals over the window minus this instance's own,
+//!    leaving what **the others** did.
 //! 3. [`Budget::merge`] / [`CircuitBreaker::merge`] install the others' counts until a
 //!    `valid_until` instant. Until then every decision counts own + others: a withdrawal must
 //!    fit the fleet's spending, and a failure-rate breaker trips on the fleet's failure rate
@@ -117,9 +119,10 @@ pub struct FleetBudgetCounts {
     /// How many instances share the budget, this one included; 0 or 1 when unknown or
     /// alone (no split).
     pub instances: u32,
-    /// This instance's draw for the split's remainder, in `0..instances`. A store hands out
-    /// different draws to different instances and changes them every exchange, so the
-    /// remainder goes to different instances in turn.
+    /// This instance's draw for the split's remainder, in `0..instances`. A store should
+    /// spread draws over the instances and change them every exchange, so the remainder
+    /// goes to different instances in turn; with distinct draws it is handed out exactly
+    /// (`redress-redis` hashes the instance and the round, so about exactly).
     pub ticket: u32,
 }
 

@@ -68,8 +68,8 @@
 //!
 //! | What | Bound |
 //! |------|-------|
-//! | a breaker transition published by one instance is followed by every instance | one interval: each applies it at its next exchange |
-//! | a failure-rate breaker trips after the fleet's failures cross its threshold | two intervals: counts reach the store at the recorder's next exchange and every instance sees them at its own next one; the first instance to see the crossing opens and publishes, the rest follow |
+//! | a breaker transition of one instance is followed by every instance | one interval after it is published, which happens at that instance's next exchange: two intervals from the transition itself |
+//! | a failure-rate breaker trips after the fleet's failures cross its threshold | two intervals: counts reach the store at the recorder's next exchange and every instance sees them at its own next one; the first instance to see the crossing opens and publishes, the rest follow. Three intervals right after a fleet-wide transition, when each instance's first exchange under the new sequence number moves it to the new keys without pushing |
 //! | a shared budget's overshoot | at most what the other instances withdraw between two of their exchanges (one interval plus the round trip), since an instance sees their withdrawals one exchange late; with the split, each of them withdraws at most its share (`remaining / instances`, the division's remainder drawn by lot) in that time. Before an instance's first exchange it decides alone |
 //!
 //! Budgets share their counts in both kinds (a rolling budget's cap and a ratio budget's
@@ -86,9 +86,11 @@
 //! [`SyncEvent::Degraded`] on the first failed exchange, keeps trying every interval, and
 //! emits [`SyncEvent::Resumed`] when an exchange succeeds again. Counts recorded while Redis
 //! was away are pushed then, if they are still in the window. A Redis that restarts empty
-//! (no persistence, or `FLUSHALL`) is recognised by its incarnation key: the task emits
-//! [`SyncEvent::StoreReset`]; its push in that same exchange already put its whole counts
-//! back. Use a connection that reconnects, such as `redis::aio::ConnectionManager` (its
+//! (no persistence, or `FLUSHALL`) is recognised by its incarnation key, and one that lost
+//! only its latest writes (a failover to a lagging replica, an append-only file with
+//! `everysec`) by a sequence number that went back: the task emits
+//! [`SyncEvent::StoreReset`]. A budget's push in that same exchange already put its whole
+//! counts back; a breaker's counts and its own open go back at its next exchange. Use a connection that reconnects, such as `redis::aio::ConnectionManager` (its
 //! reconnect backoff decides how soon after a restart sharing resumes: about 0.6 s with its
 //! defaults); a plain multiplexed connection stays broken after a restart.
 //!
@@ -103,11 +105,14 @@
 //! | `…:breaker:v1:<seq>:<width_ms>:<bucket>` | hash: totals `f` (failures) and `c` (calls), and `<instance>:f`, `<instance>:c` | a failure-rate breaker's counts in one bucket, since the fleet's transition `seq` | as above |
 //! | `…:budget:members` | sorted set: instance id → wall-clock ms of its last exchange | the instances that split a budget's remainder (those seen within `stale_after`) | 24 hours after its last exchange |
 //! | `…:breaker:state` | string `1 <seq> open <until_ms> <instance>` or `1 <seq> close <instance>` | the last published transition | 24 hours after its last exchange |
+//! | `…:breaker:published` | hash: instance → the generation of its breaker it last published | so an exchange repeated after a lost reply does not publish the same decision again over a newer one | 24 hours after its last exchange |
 //! | `…:breaker:seq` | integer | the number of published transitions | 24 hours after its last exchange |
 //! | `…:budget:incarnation`, `…:breaker:incarnation` | string | a token that changes when Redis lost its data | 24 hours after its last exchange |
 //!
-//! Instance ids must be unique in a namespace (the default is random): two instances with
-//! one id would overwrite each other's own counts.
+//! `<instance>` in fields, members and states is the [instance id](FleetBuilder::instance_id)
+//! with a random suffix per process (`<id>.<8 hex digits>`), so a restarted process that
+//! keeps its id (a pod name) starts afresh instead of inheriting what its predecessor
+//! pushed. Events name other instances by their id alone.
 //!
 //! **Versions:** the `v1` in counter keys and the leading `1` of the state are the format
 //! version. An instance of a later format writes other counter keys (the two never mix) and
@@ -116,7 +121,12 @@
 //!
 //! **Clocks:** buckets and the open-until instant are on the wall clock, so instances'
 //! clocks should agree (NTP); a skew of `s` shifts an instance's counts and its reading of
-//! an open-until by `s`.
+//! an open-until by `s`. A followed open-until is cut to the follower's own recovery plus
+//! one interval, so one badly wrong clock cannot hold the fleet open.
+//!
+//! **Recovery and interval:** give breakers a recovery longer than the sync interval. An
+//! instance publishes its open at its next exchange; a breaker that is already half-open
+//! by then has nothing left to publish.
 //!
 //! With the `tracing` feature, every [`SyncEvent`] is also logged (target `redress_redis`):
 //! `warn` for [`SyncEvent::Degraded`] and [`SyncEvent::Ignored`], `info` for the rest.
@@ -228,6 +238,10 @@ pub(crate) struct Settings {
     pub(crate) hook: Option<Arc<HookFn>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) instance: String,
+    /// This process's id in the store: the instance id and a random suffix, so a restarted
+    /// process with the same instance id starts afresh instead of inheriting its
+    /// predecessor's counts and published decisions.
+    pub(crate) member: String,
 }
 
 impl Settings {
@@ -320,7 +334,9 @@ impl FleetBuilder {
         self
     }
 
-    /// This instance's id in published breaker states (default: random).
+    /// This instance's id (default: random). The store sees it with a random suffix per
+    /// process, so ids may be stable across restarts (a pod name) but must differ between
+    /// instances running at once.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.settings.instance = id.into();
         self
@@ -333,7 +349,8 @@ impl FleetBuilder {
     /// # Errors
     /// A [`ConfigError`] for an interval under 10 ms, a zero timeout or one longer than the
     /// interval, a `stale_after` shorter than the interval, or a namespace, key prefix or
-    /// instance id that is empty, longer than 200 bytes, or holds whitespace, `{` or `}`.
+    /// instance id that is empty, longer than 200 bytes, or holds whitespace, `{` or `}`,
+    /// or a namespace that holds `:` (it would make `{namespace:name}` ambiguous).
     pub fn build<C>(self, conn: C) -> Result<Fleet<C>, ConfigError>
     where
         C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
@@ -367,8 +384,17 @@ impl FleetBuilder {
             ));
         }
         check_name("namespace", &s.namespace)?;
+        if s.namespace.contains(':') {
+            // `{namespace:name}` must tell the two apart.
+            return Err(ConfigError::new(
+                "namespace",
+                &s.namespace,
+                "must not hold `:`",
+            ));
+        }
         check_name("key_prefix", &s.prefix)?;
         check_name("instance_id", &s.instance)?;
+        s.member = format!("{}.{}", s.instance, &random_id()[..8]);
         Ok(Fleet {
             conn,
             settings: Arc::new(s),
@@ -446,6 +472,7 @@ impl Fleet<()> {
                 hook: None,
                 clock: Arc::new(TokioClock),
                 instance: random_id(),
+                member: String::new(),
             },
             stale_set: false,
             timeout_set: false,

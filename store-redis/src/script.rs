@@ -7,14 +7,20 @@
 use redis::aio::ConnectionLike;
 use redis::{RedisError, Script, Value};
 
-/// `KEYS`: incarnation, state, seq, members, then the window's bucket keys (oldest first).
+/// `KEYS`: incarnation, state, seq, members, published, then the window's bucket keys
+/// (oldest first).
 ///
 /// `ARGV`: 1 bucket TTL (ms), 2 incarnation candidate, 3 mode (`budget` | `breaker`),
 /// 4 believed sequence number, 5 state to publish (empty for none), 6 TTL of the
 /// incarnation, state, sequence and members keys (ms), 7 first field, 8 second field,
-/// 9 format version, 10 instance id, 11 now on the wall clock (ms), 12 the oldest
-/// exchange of a member that still counts (ms; 0: do not track members), then this
-/// instance's own two counts (absolute) per bucket key.
+/// 9 format version, 10 this process's member id, 11 now on the wall clock (ms), 12 the
+/// oldest exchange of a member that still counts (ms; 0: do not track members), 13 the
+/// token of the state to publish (the breaker's generation), then this process's own two
+/// counts (absolute) per bucket key.
+///
+/// A state is published only if this process has not published the same token before
+/// (the `published` hash remembers each process's last token), so an exchange repeated
+/// after a lost reply does not publish its decision a second time over a newer one.
 ///
 /// Each bucket hash holds the fleet's totals (fields `<first>`, `<second>`) and every
 /// instance's own counts (`<instance>:<first>`, `<instance>:<second>`). A push raises an
@@ -24,8 +30,8 @@ use redis::{RedisError, Script, Value};
 ///
 /// Returns: incarnation, sequence number, state (empty if none), 1 if the counts were
 /// pushed and read (0 when the believed sequence number is stale), the others' two counts
-/// over the window, and the number of members (instances that exchanged since ARGV 12,
-/// this one included).
+/// over the window, the number of members (processes that exchanged since ARGV 12, this
+/// one included), and 1 if this exchange published its state.
 const SOURCE: &str = r#"
 local inc = redis.call('GET', KEYS[1])
 if not inc then
@@ -35,25 +41,30 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local seq = 0
 local state = ''
+local published = 0
 if ARGV[3] == 'breaker' then
-  if ARGV[5] ~= '' then
+  if ARGV[5] ~= '' and redis.call('HGET', KEYS[5], ARGV[10]) ~= ARGV[13] then
     seq = redis.call('INCR', KEYS[3])
     redis.call('SET', KEYS[2], ARGV[9] .. ' ' .. seq .. ' ' .. ARGV[5], 'PX', ARGV[6])
+    redis.call('HSET', KEYS[5], ARGV[10], ARGV[13])
+    published = 1
   else
     seq = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
   end
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  redis.call('PEXPIRE', KEYS[5], ARGV[6])
   state = redis.call('GET', KEYS[2]) or ''
   if tonumber(ARGV[4]) ~= seq then
-    return {inc, seq, state, 0, 0, 0, 0}
+    return {inc, seq, state, 0, 0, 0, 0, published}
   end
 end
 local fa = ARGV[10] .. ':' .. ARGV[7]
 local fb = ARGV[10] .. ':' .. ARGV[8]
 local oa = 0
 local ob = 0
-for i = 5, #KEYS do
-  local j = 13 + 2 * (i - 5)
+for i = 6, #KEYS do
+  local j = 14 + 2 * (i - 6)
   local a = tonumber(ARGV[j]) or 0
   local b = tonumber(ARGV[j + 1]) or 0
   local v = redis.call('HMGET', KEYS[i], ARGV[7], ARGV[8], fa, fb)
@@ -89,7 +100,7 @@ if ARGV[12] ~= '0' then
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
   members = redis.call('ZCARD', KEYS[4])
 end
-return {inc, seq, state, 1, oa, ob, members}
+return {inc, seq, state, 1, oa, ob, members, published}
 "#;
 
 /// One exchange's request.
@@ -98,6 +109,7 @@ pub(crate) struct Request<'a> {
     pub(crate) state_key: &'a str,
     pub(crate) seq_key: &'a str,
     pub(crate) members_key: &'a str,
+    pub(crate) published_key: &'a str,
     /// Bucket keys with this instance's own (absolute) counts in each.
     pub(crate) buckets: &'a [(String, [u64; 2])],
     pub(crate) bucket_ttl_ms: u64,
@@ -112,6 +124,8 @@ pub(crate) struct Request<'a> {
     /// Members that exchanged at or after this wall-clock instant count; 0 does not track
     /// members.
     pub(crate) members_since_ms: u64,
+    /// What makes the published state unique for this process (its breaker's generation).
+    pub(crate) publish_token: u64,
 }
 
 /// One exchange's answer.
@@ -125,6 +139,8 @@ pub(crate) struct Answer {
     pub(crate) others: Option<[u64; 2]>,
     /// Instances sharing a budget that exchanged recently, this one included.
     pub(crate) members: u64,
+    /// Whether this exchange published the state it was given.
+    pub(crate) published: bool,
 }
 
 pub(crate) fn script() -> Script {
@@ -138,7 +154,10 @@ pub(crate) async fn run<C: ConnectionLike>(
     r: &Request<'_>,
 ) -> Result<Answer, RedisError> {
     let mut inv = script.key(r.incarnation_key);
-    inv.key(r.state_key).key(r.seq_key).key(r.members_key);
+    inv.key(r.state_key)
+        .key(r.seq_key)
+        .key(r.members_key)
+        .key(r.published_key);
     for (k, _) in r.buckets {
         inv.key(k);
     }
@@ -153,7 +172,8 @@ pub(crate) async fn run<C: ConnectionLike>(
         .arg(crate::exchange::FORMAT)
         .arg(r.instance)
         .arg(r.wall_ms)
-        .arg(r.members_since_ms);
+        .arg(r.members_since_ms)
+        .arg(r.publish_token);
     for (_, add) in r.buckets {
         inv.arg(add[0]).arg(add[1]);
     }
@@ -184,7 +204,7 @@ fn int(v: &Value) -> Option<u64> {
 }
 
 fn parse(v: &[Value]) -> Option<Answer> {
-    let [inc, seq, state, pushed, a, b, members] = v else {
+    let [inc, seq, state, pushed, a, b, members, published] = v else {
         return None;
     };
     Some(Answer {
@@ -196,6 +216,7 @@ fn parse(v: &[Value]) -> Option<Answer> {
             _ => None,
         },
         members: int(members)?,
+        published: int(published)? == 1,
     })
 }
 
@@ -218,13 +239,14 @@ mod tests {
             i(2),
             i(5),
             i(4),
+            i(1),
         ])
         .unwrap();
         assert_eq!(a.others, Some([2, 5]));
         assert_eq!((a.seq, a.state.as_str(), a.members), (3, "1 3 close x", 4));
-        let b = parse(&[bulk("abc"), i(4), bulk(""), i(0), i(0), i(0), i(0)]).unwrap();
+        let b = parse(&[bulk("abc"), i(4), bulk(""), i(0), i(0), i(0), i(0), i(0)]).unwrap();
         assert_eq!(b.others, None);
         assert!(parse(&[bulk("abc")]).is_none());
-        assert!(parse(&[bulk("a"), i(-1), bulk(""), i(0), i(0), i(0), i(0)]).is_none());
+        assert!(parse(&[bulk("a"), i(-1), bulk(""), i(0), i(0), i(0), i(0), i(0)]).is_none());
     }
 }

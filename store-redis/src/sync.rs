@@ -15,6 +15,9 @@ use crate::{Settings, Shared, StatusCells, SyncEvent};
 /// How long the state, sequence and incarnation keys live after the last exchange.
 const META_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest TTL given to a bucket key (a year; `PEXPIRE` takes at most `i64::MAX` ms).
+const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+
 pub(crate) enum Object {
     Breaker(Arc<CircuitBreaker>),
     Budget(Arc<Budget>),
@@ -39,6 +42,8 @@ pub(crate) struct Task<C> {
     applied: Option<u64>,
     /// Breakers: the generation after the last exchange; a change is this instance's own.
     generation: Option<u64>,
+    /// Breakers: the highest sequence number seen in this incarnation of the store.
+    max_seq: u64,
     /// The last ignored state, so it is reported once.
     ignored: Option<String>,
     /// The object's window.
@@ -89,6 +94,7 @@ where
             seq: 0,
             applied: None,
             generation: None,
+            max_seq: 0,
             ignored: None,
             window,
             with_counts,
@@ -174,7 +180,9 @@ where
             .wall_ms
             .saturating_sub(millis(self.settings.stale_after))
             .max(1);
-        let answer = self.round_trip(keys, false, "", ["w", "d"], since).await?;
+        let answer = self
+            .round_trip(keys, false, "", ["w", "d"], since, 0)
+            .await?;
         self.store_reset(&answer);
         let Some(others) = answer.others else {
             return Ok(());
@@ -187,7 +195,7 @@ where
                 withdrawn: others[0],
                 deposits: others[1],
                 instances,
-                ticket: ticket(&self.settings.instance, round, instances),
+                ticket: ticket(&self.settings.member, round, instances),
             },
             clocks.local + self.settings.stale_after,
         );
@@ -206,11 +214,11 @@ where
         let publish = match (snap.state, snap.open_until) {
             (CircuitState::Open, Some(until)) if changed => Some(Published::Open {
                 until_ms: clocks.to_wall_ms(until),
-                by: self.settings.instance.clone(),
+                by: self.settings.member.clone(),
             }),
             // A breaker that starts closed has nothing to tell the fleet.
             (CircuitState::Closed, _) if changed && !first => Some(Published::Close {
-                by: self.settings.instance.clone(),
+                by: self.settings.member.clone(),
             }),
             _ => None,
         };
@@ -234,11 +242,14 @@ where
             Vec::new()
         };
         let answer = self
-            .round_trip(keys, true, &publish_text, ["f", "c"], 0)
+            .round_trip(keys, true, &publish_text, ["f", "c"], 0, snap.generation)
             .await?;
         // Before the state is read: after a reset, sequence numbers start again at 1.
         self.store_reset(&answer);
-        if let Some(p) = &publish {
+        if self.rolled_back(&answer) {
+            return Ok(());
+        }
+        if let (Some(p), true) = (&publish, answer.published) {
             self.applied = Some(answer.seq);
             self.settings.emit(SyncEvent::Published {
                 object: self.shared.clone(),
@@ -250,7 +261,7 @@ where
         }
         // What the breaker does after the snapshot is its own, to be published next time;
         // what following does is not.
-        self.generation = Some(if self.apply_state(breaker, &answer) {
+        self.generation = Some(if self.apply_state(breaker, &answer, snap.generation) {
             breaker.generation()
         } else {
             snap.generation
@@ -280,9 +291,32 @@ where
         Ok(())
     }
 
+    /// True if the store went back to an earlier sequence number in the same incarnation: it
+    /// lost recent writes (a failover to a lagging replica, an append-only file not yet
+    /// synced). The state it holds now is one this process saw before, so it is not
+    /// followed again, and an open of this process's own is published again at the next
+    /// exchange.
+    fn rolled_back(&mut self, answer: &Answer) -> bool {
+        if answer.seq >= self.max_seq {
+            self.max_seq = answer.seq;
+            return false;
+        }
+        self.applied = Some(answer.seq);
+        self.generation = None;
+        self.max_seq = answer.seq;
+        self.seq = answer.seq;
+        self.ledger.reset();
+        self.settings.emit(SyncEvent::StoreReset {
+            object: self.shared.clone(),
+        });
+        true
+    }
+
     /// Follows a state another instance published, once per sequence number; true if the
-    /// breaker changed state.
-    fn apply_state(&mut self, breaker: &CircuitBreaker, answer: &Answer) -> bool {
+    /// breaker changed state. A breaker that changed state on its own since the exchange's
+    /// snapshot (`seen`) does not follow this time: its own, newer transition is published
+    /// at the next exchange, before the state is read again.
+    fn apply_state(&mut self, breaker: &CircuitBreaker, answer: &Answer, seen: u64) -> bool {
         match parse(&answer.state) {
             Read::Nothing => false,
             Read::UnknownVersion(reason) | Read::Garbled(reason) => {
@@ -296,23 +330,36 @@ where
                 false
             }
             Read::State { seq, state } => {
-                if self.applied == Some(seq) {
+                if self.applied == Some(seq) || breaker.generation() != seen {
                     return false;
                 }
                 self.applied = Some(seq);
                 let clocks = self.now();
+                // An open-until beyond this breaker's own recovery (plus an interval for the
+                // clocks' offsets) comes from a skewed clock: it is cut to that, so one wrong
+                // clock cannot hold the fleet open.
+                let longest = clocks.local
+                    + breaker
+                        .config()
+                        .recovery
+                        .saturating_add(self.settings.interval);
                 let (directive, by) = match state {
                     Published::Open { until_ms, by } => (
                         FleetDirective::Open {
-                            until: clocks.to_local(until_ms),
+                            until: clocks.to_local(until_ms).min(longest),
                         },
                         by,
                     ),
                     Published::Close { by } => (FleetDirective::Close, by),
                 };
-                if by == self.settings.instance {
+                if by == self.settings.member {
                     return false;
                 }
+                // Events name the publisher by its instance id, without the process suffix.
+                let by = by
+                    .rsplit_once('.')
+                    .map_or(by.as_str(), |(id, _)| id)
+                    .to_owned();
                 let Some(t) = breaker.follow(clocks.local, directive) else {
                     return false;
                 };
@@ -348,6 +395,7 @@ where
             return false;
         }
         self.applied = None;
+        self.max_seq = answer.seq;
         self.settings.emit(SyncEvent::StoreReset {
             object: self.shared.clone(),
         });
@@ -369,20 +417,28 @@ where
         publish: &str,
         fields: [&str; 2],
         members_since_ms: u64,
+        publish_token: u64,
     ) -> Result<Answer, String> {
         let incarnation_key = format!("{}:incarnation", self.base);
         let state_key = format!("{}:state", self.base);
         let seq_key = format!("{}:seq", self.base);
         let members_key = format!("{}:members", self.base);
+        let published_key = format!("{}:published", self.base);
         // A bucket outlives the window by a window and `stale_after`: long enough for every
         // instance to read it while it counts, short enough that Redis forgets the fleet.
-        let ttl = millis(self.window.saturating_mul(2) + self.settings.stale_after);
+        let ttl = millis(
+            self.window
+                .saturating_mul(2)
+                .saturating_add(self.settings.stale_after),
+        )
+        .min(MAX_TTL_MS);
         let candidate = self.candidate();
         let req = Request {
             incarnation_key: &incarnation_key,
             state_key: &state_key,
             seq_key: &seq_key,
             members_key: &members_key,
+            published_key: &published_key,
             buckets: &buckets,
             bucket_ttl_ms: ttl,
             incarnation: &candidate,
@@ -391,9 +447,10 @@ where
             publish,
             meta_ttl_ms: millis(META_TTL),
             fields,
-            instance: &self.settings.instance,
+            instance: &self.settings.member,
             wall_ms: wall_ms(),
             members_since_ms,
+            publish_token,
         };
         script::run(&self.script, &mut self.conn, &req)
             .await
@@ -488,6 +545,7 @@ mod tests {
             state: state.into(),
             others: Some([0, 0]),
             members: 0,
+            published: false,
         }
     }
 
@@ -502,6 +560,73 @@ mod tests {
         assert!(rounds.len() > 45);
         assert!((0..100).all(|r| ticket("a", r, 3) < 3));
         assert_eq!(ticket("a", 1, 0), 0);
+    }
+
+    fn breaker(recovery: Duration) -> Arc<CircuitBreaker> {
+        Arc::new(
+            CircuitBreaker::consecutive(1, Duration::from_secs(10))
+                .recovery(recovery)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_breaker_that_changed_on_its_own_since_the_snapshot_does_not_follow() {
+        let b = breaker(Duration::from_secs(30));
+        let mut t = task(Object::Breaker(b.clone()), &Arc::default());
+        let seen = b.generation();
+        // During the round trip a local failure opens it.
+        let p = b.try_acquire(t.now().local).unwrap();
+        b.record(
+            t.now().local,
+            p,
+            redress::breaker::BreakerOutcome::Failure(redress::ErrorClass::Transient),
+        );
+        assert!(!t.apply_state(&b, &answer("i", 4, "1 4 close other.1"), seen));
+        assert_eq!(b.state(), CircuitState::Open, "its own open stands");
+        // Not marked as applied: looked at again next time.
+        assert_eq!(t.applied, None);
+    }
+
+    #[test]
+    fn a_followed_open_is_cut_to_this_breakers_recovery_and_names_the_instance() {
+        let b = breaker(Duration::from_secs(30));
+        let events = Arc::default();
+        let mut t = task(Object::Breaker(b.clone()), &events);
+        // A publisher whose clock runs a day fast.
+        let until = wall_ms() + 24 * 3600 * 1000;
+        let a = answer("i", 1, &format!("1 1 open {until} far.ab12cd34"));
+        assert!(t.apply_state(&b, &a, b.generation()));
+        let open_until = b.snapshot(t.now().local).open_until.unwrap();
+        let longest = t.now().local + Duration::from_secs(31);
+        assert!(open_until <= longest, "{open_until:?} > {longest:?}");
+        assert!(events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            SyncEvent::Followed { by, .. } if by == "far"
+        )));
+    }
+
+    #[test]
+    fn a_store_that_went_back_to_an_earlier_sequence_number_is_not_followed_again() {
+        let b = breaker(Duration::from_secs(30));
+        let events = Arc::default();
+        let mut t = task(Object::Breaker(b.clone()), &events);
+        assert!(!t.rolled_back(&answer("i", 9, "")));
+        // The store lost seq 9 and holds seq 8 (B's close, seen before) again.
+        assert!(t.rolled_back(&answer("i", 8, "1 8 close b.1")));
+        assert_eq!(t.applied, Some(8));
+        assert_eq!(t.generation, None, "its own open is published again");
+        assert!(!t.apply_state(&b, &answer("i", 8, "1 8 close b.1"), b.generation()));
+        // The next decision, numbered 9 again, is new.
+        assert!(!t.rolled_back(&answer("i", 9, "")));
+        assert!(
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, SyncEvent::StoreReset { .. }))
+        );
     }
 
     /// A token offered once must never be offered again: after a flush, the instance that
@@ -529,14 +654,14 @@ mod tests {
 
         let a = answer("old", 1, &format!("1 1 open {until} other"));
         assert!(!t.store_reset(&a));
-        assert!(t.apply_state(&breaker, &a));
+        assert!(t.apply_state(&breaker, &a, breaker.generation()));
         assert_eq!(breaker.state(), CircuitState::Open);
 
         // The store was flushed, and another instance's close is the new store's first state.
         let b = answer("new", 1, "1 1 close other");
         assert!(t.store_reset(&b));
         assert!(
-            t.apply_state(&breaker, &b),
+            t.apply_state(&breaker, &b, breaker.generation()),
             "the close was taken for the old open"
         );
         assert_eq!(breaker.state(), CircuitState::Closed);

@@ -61,6 +61,7 @@ fn bad_settings_name_the_field() {
         ),
         (Fleet::builder(""), "namespace"),
         (Fleet::builder("a{b}"), "namespace"),
+        (Fleet::builder("svc:payments"), "namespace"),
         (Fleet::builder("a b"), "namespace"),
         (Fleet::builder("x".repeat(201)), "namespace"),
         (Fleet::builder("ns").key_prefix(""), "key_prefix"),
