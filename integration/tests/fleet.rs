@@ -230,6 +230,8 @@ struct TripRun {
     crossed: Option<StdInstant>,
     /// When each breaker was first seen open (shared runs).
     opened: Vec<Option<StdInstant>>,
+    /// Failing calls recorded when the first breaker was seen open (shared runs).
+    recorded_at_first_open: Option<usize>,
 }
 
 fn trip_run(url: Option<String>, log: &Log) -> Result<TripRun, BoxError> {
@@ -247,6 +249,22 @@ fn trip_run(url: Option<String>, log: &Log) -> Result<TripRun, BoxError> {
     let shared = url.is_some();
     let watcher =
         shared.then(|| watch_breakers(breakers.clone(), |b| b.state() == CircuitState::Open));
+    // Reads the fleet's recorded failures once the first breaker is seen open: a trip on
+    // double-counted evidence would come before the fleet really failed `MIN_THROUGHPUT`
+    // times. Seen late, the count is only larger, so a loaded machine cannot fail this.
+    let first_open = shared.then(|| {
+        let (breakers, recorded) = (breakers.clone(), recorded.clone());
+        std::thread::spawn(move || {
+            let start = StdInstant::now();
+            while start.elapsed() < PATIENCE {
+                if breakers.iter().any(|b| b.state() == CircuitState::Open) {
+                    return Some(recorded.load(Ordering::SeqCst));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            None
+        })
+    });
     let handles = spawn(TRIP_INSTANCES, {
         let (breakers, recorded, crossed, log) = (
             breakers.clone(),
@@ -315,11 +333,13 @@ fn trip_run(url: Option<String>, log: &Log) -> Result<TripRun, BoxError> {
         Some(w) => w.join().expect("watcher"),
         None => vec![None; TRIP_INSTANCES],
     };
+    let recorded_at_first_open = first_open.and_then(|w| w.join().expect("watcher"));
     Ok(TripRun {
         attempts,
         breakers,
         crossed: crossed.get().copied(),
         opened,
+        recorded_at_first_open,
     })
 }
 
@@ -334,6 +354,15 @@ fn a_failure_rate_breaker_trips_fleet_wide_within_two_intervals() -> Result<(), 
     // Shared: the fleet's failures trip every instance.
     let run = trip_run(Some(server.url()), &log)?;
     let crossed = run.crossed.ok_or("the fleet never recorded 40 failures")?;
+    // Not before the fleet's evidence: each instance has at most one failing call whose
+    // failure its breaker saw before the test counted it.
+    let at_open = run
+        .recorded_at_first_open
+        .ok_or("no breaker was seen open")?;
+    assert!(
+        at_open + TRIP_INSTANCES >= MIN_THROUGHPUT,
+        "a breaker opened after only {at_open} failures"
+    );
     let bound = INTERVAL * 2 + TIMEOUT;
     let mut report = Vec::new();
     for (i, (opened, attempts)) in run.opened.iter().zip(&run.attempts).enumerate() {
