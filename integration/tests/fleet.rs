@@ -27,6 +27,7 @@ use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use redress::backoff::constant;
+use redress::fleet::FleetBreakerCounts;
 use redress::{
     Budget, CircuitBreaker, CircuitState, ErrorClass, Instant, Policy, Retry, SystemClock,
 };
@@ -1099,4 +1100,87 @@ fn a_flushed_store_is_detected_and_counts_are_pushed_again() -> Result<(), BoxEr
     assert_eq!(seen.iter().map(|(own, _)| own).sum::<u64>(), total);
     assert_eq!(stored_withdrawals(&url, "flush")?, total);
     Ok(())
+}
+
+// ----- 7. a breaker's counts start again at every fleet-wide transition -----------------
+
+/// Fills the failure-rate breaker buckets of `namespace` around now with `failures` of as
+/// many calls, marked as belonging to the fleet's transition `seq`, and sets the fleet's
+/// current transition to `current`.
+fn seed_breaker_buckets(
+    url: &str,
+    namespace: &str,
+    failures: u64,
+    seq: u64,
+    current: u64,
+) -> Result<(), BoxError> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let base = format!("redress:{{{namespace}:{NAME}}}:breaker");
+    // Window 10 s in 10 buckets: 1000 ms wide.
+    let newest = wall_ms() / 1000;
+    for bucket in newest - 3..=newest + 1 {
+        redis::cmd("HSET")
+            .arg(format!("{base}:v1:1000:{bucket}"))
+            .arg("f")
+            .arg(failures)
+            .arg("c")
+            .arg(failures)
+            .arg("s")
+            .arg(seq)
+            .exec(&mut conn)?;
+    }
+    redis::cmd("SET")
+        .arg(format!("{base}:seq"))
+        .arg(current)
+        .exec(&mut conn)?;
+    Ok(())
+}
+
+#[test]
+fn counts_from_before_a_fleet_transition_are_not_counted() -> Result<(), BoxError> {
+    let _serial = serial();
+    let Some(server) = or_skip(RedisServer::start())? else {
+        return Ok(());
+    };
+    let url = server.url();
+    let log = Log::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let breaker = || -> Result<Arc<CircuitBreaker>, BoxError> {
+            Ok(Arc::new(
+                CircuitBreaker::failure_rate(0.5, 10, Duration::from_secs(10)).build()?,
+            ))
+        };
+        // Counts of transition 0 while the fleet is at transition 1: emptied, not merged.
+        seed_breaker_buckets(&url, "stale", 50, 0, 1)?;
+        let stale = breaker()?;
+        let _sync = fleet(&url, "stale", 0, &log)
+            .await?
+            .share_breaker(NAME, stale.clone())?;
+        until("a merge", || stale.fleet(now()).is_some()).await?;
+        assert_eq!(
+            stale.fleet(now()),
+            Some(FleetBreakerCounts::default()),
+            "the old transition's failures were merged"
+        );
+        assert_eq!(stale.state(), CircuitState::Closed);
+
+        // The same counts under the current transition are the fleet's evidence: it trips.
+        seed_breaker_buckets(&url, "current", 50, 1, 1)?;
+        let current = breaker()?;
+        let _sync = fleet(&url, "current", 1, &log)
+            .await?
+            .share_breaker(NAME, current.clone())?;
+        until("the fleet's failures trip it", || {
+            current.state() == CircuitState::Open
+        })
+        .await?;
+        assert_eq!(
+            log.count(1, |e| matches!(e, SyncEvent::FleetTripped { .. })),
+            1
+        );
+        Ok(())
+    })
 }

@@ -69,7 +69,7 @@
 //! | What | Bound |
 //! |------|-------|
 //! | a breaker transition of one instance is followed by every instance | one interval after it is published, which happens at that instance's next exchange: two intervals from the transition itself |
-//! | a failure-rate breaker trips after the fleet's failures cross its threshold | two intervals: counts reach the store at the recorder's next exchange and every instance sees them at its own next one; the first instance to see the crossing opens and publishes, the rest follow. Three intervals right after a fleet-wide transition, when each instance's first exchange under the new sequence number moves it to the new keys without pushing |
+//! | a failure-rate breaker trips after the fleet's failures cross its threshold | two intervals: counts reach the store at the recorder's next exchange and every instance sees them at its own next one; the first instance to see the crossing opens and publishes, the rest follow |
 //! | a shared budget's overshoot | at most what the other instances withdraw between two of their exchanges (one interval plus the round trip), since an instance sees their withdrawals one exchange late; with the split, each of them withdraws at most its share (`remaining / instances`, the division's remainder drawn by lot) in that time. Before an instance's first exchange it decides alone |
 //!
 //! Budgets share their counts in both kinds (a rolling budget's cap and a ratio budget's
@@ -102,7 +102,7 @@
 //! | Key | Type | Holds | Expires |
 //! |-----|------|-------|---------|
 //! | `…:budget:v1:<width_ms>:<bucket>` | hash: fleet totals `w` (cost withdrawn) and `d` (first attempts), and each instance's own `<instance>:w`, `<instance>:d` | a budget's counts in the wall-clock bucket `bucket` (ms since the Unix epoch / `width_ms`) | two windows + `stale_after` after its last write |
-//! | `…:breaker:v1:<seq>:<width_ms>:<bucket>` | hash: totals `f` (failures) and `c` (calls), and `<instance>:f`, `<instance>:c` | a failure-rate breaker's counts in one bucket, since the fleet's transition `seq` | as above |
+//! | `…:breaker:v1:<width_ms>:<bucket>` | hash: totals `f` (failures) and `c` (calls), `<instance>:f`, `<instance>:c`, and `s`, the fleet's transition its counts belong to (a bucket from an earlier transition is emptied before use) | a failure-rate breaker's counts in one bucket | as above |
 //! | `…:budget:members` | sorted set: instance id → wall-clock ms of its last exchange | the instances that split a budget's remainder (those seen within `stale_after`) | 24 hours after its last exchange |
 //! | `…:breaker:state` | string `1 <seq> open <until_ms> <instance>` or `1 <seq> close <instance>` | the last published transition | 24 hours after its last exchange |
 //! | `…:breaker:published` | hash: instance → the generation of its breaker it last published | so an exchange repeated after a lost reply does not publish the same decision again over a newer one | 24 hours after its last exchange |

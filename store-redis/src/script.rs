@@ -11,7 +11,7 @@ use redis::{RedisError, Script, Value};
 /// (oldest first).
 ///
 /// `ARGV`: 1 bucket TTL (ms), 2 incarnation candidate, 3 mode (`budget` | `breaker`),
-/// 4 believed sequence number, 5 state to publish (empty for none), 6 TTL of the
+/// 4 unused (0), 5 state to publish (empty for none), 6 TTL of the
 /// incarnation, state, sequence and members keys (ms), 7 first field, 8 second field,
 /// 9 format version, 10 this process's member id, 11 now on the wall clock (ms), 12 the
 /// oldest exchange of a member that still counts (ms; 0: do not track members), 13 the
@@ -28,8 +28,12 @@ use redis::{RedisError, Script, Value};
 /// repeated (a reply lost, a retry) changes nothing, and a store that lost its data gets
 /// each instance's whole count back at its next push.
 ///
-/// Returns: incarnation, sequence number, state (empty if none), 1 if the counts were
-/// pushed and read (0 when the believed sequence number is stale), the others' two counts
+/// A breaker's bucket hash also holds `s`, the fleet's sequence number its counts belong
+/// to; a bucket from before the current transition is emptied before it is used, so the
+/// counts of a new breaker state start from zero with no round trip lost.
+///
+/// Returns: incarnation, sequence number, state (empty if none), 1 (the counts were
+/// pushed and read; kept for the answer's layout), the others' two counts
 /// over the window, the number of members (processes that exchanged since ARGV 12, this
 /// one included), and 1 if this exchange published its state.
 const SOURCE: &str = r#"
@@ -55,9 +59,6 @@ if ARGV[3] == 'breaker' then
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
   redis.call('PEXPIRE', KEYS[5], ARGV[6])
   state = redis.call('GET', KEYS[2]) or ''
-  if tonumber(ARGV[4]) ~= seq then
-    return {inc, seq, state, 0, 0, 0, 0, published}
-  end
 end
 local fa = ARGV[10] .. ':' .. ARGV[7]
 local fb = ARGV[10] .. ':' .. ARGV[8]
@@ -67,6 +68,14 @@ for i = 6, #KEYS do
   local j = 14 + 2 * (i - 6)
   local a = tonumber(ARGV[j]) or 0
   local b = tonumber(ARGV[j + 1]) or 0
+  if ARGV[3] == 'breaker' then
+    -- A breaker's bucket counts only under the fleet's current transition: one holding
+    -- counts from before it starts again.
+    local s = redis.call('HGET', KEYS[i], 's')
+    if s and tonumber(s) ~= seq then
+      redis.call('DEL', KEYS[i])
+    end
+  end
   local v = redis.call('HMGET', KEYS[i], ARGV[7], ARGV[8], fa, fb)
   local ta = tonumber(v[1]) or 0
   local tb = tonumber(v[2]) or 0
@@ -88,6 +97,9 @@ for i = 6, #KEYS do
     touched = true
   end
   if touched then
+    if ARGV[3] == 'breaker' then
+      redis.call('HSET', KEYS[i], 's', seq)
+    end
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
   end
   if ta > ma then oa = oa + ta - ma end
@@ -115,7 +127,6 @@ pub(crate) struct Request<'a> {
     pub(crate) bucket_ttl_ms: u64,
     pub(crate) incarnation: &'a str,
     pub(crate) breaker: bool,
-    pub(crate) believed_seq: u64,
     pub(crate) publish: &'a str,
     pub(crate) meta_ttl_ms: u64,
     pub(crate) fields: [&'a str; 2],
@@ -134,8 +145,8 @@ pub(crate) struct Answer {
     pub(crate) incarnation: String,
     pub(crate) seq: u64,
     pub(crate) state: String,
-    /// What the other instances counted over the window; `None` when the believed sequence
-    /// was stale and nothing was pushed or read.
+    /// What the other instances counted over the window; `None` if the script did not read
+    /// counts.
     pub(crate) others: Option<[u64; 2]>,
     /// Instances sharing a budget that exchanged recently, this one included.
     pub(crate) members: u64,
@@ -164,7 +175,7 @@ pub(crate) async fn run<C: ConnectionLike>(
     inv.arg(r.bucket_ttl_ms)
         .arg(r.incarnation)
         .arg(if r.breaker { "breaker" } else { "budget" })
-        .arg(r.believed_seq)
+        .arg(0)
         .arg(r.publish)
         .arg(r.meta_ttl_ms)
         .arg(r.fields[0])

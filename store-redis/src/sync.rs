@@ -36,8 +36,6 @@ pub(crate) struct Task<C> {
     incarnation: Option<String>,
     /// Tokens offered as the incarnation so far (each round trip offers a new one).
     offers: u64,
-    /// Breakers: the fleet's sequence number the counts are pushed under.
-    seq: u64,
     /// Breakers: the sequence number of the last published state applied (or published).
     applied: Option<u64>,
     /// Breakers: the generation after the last exchange; a change is this instance's own.
@@ -91,7 +89,6 @@ where
             ledger: Ledger::default(),
             incarnation: None,
             offers: 0,
-            seq: 0,
             applied: None,
             generation: None,
             max_seq: 0,
@@ -237,7 +234,7 @@ where
         };
         let plan = self.ledger.plan(clocks, &counts, width_ms, len.max(1));
         let keys = if self.with_counts {
-            bucket_keys(&format!("{}:v1:{}:{width_ms}", self.base, self.seq), &plan)
+            bucket_keys(&format!("{}:v1:{width_ms}", self.base), &plan)
         } else {
             Vec::new()
         };
@@ -266,11 +263,6 @@ where
         } else {
             snap.generation
         });
-        if answer.seq != self.seq {
-            // New keys: the counts from here on go under the new sequence number.
-            self.seq = answer.seq;
-            self.ledger.reset();
-        }
         let (Some(others), true) = (answer.others, self.with_counts) else {
             return Ok(());
         };
@@ -304,7 +296,6 @@ where
         self.applied = Some(answer.seq);
         self.generation = None;
         self.max_seq = answer.seq;
-        self.seq = answer.seq;
         self.ledger.reset();
         self.settings.emit(SyncEvent::StoreReset {
             object: self.shared.clone(),
@@ -443,7 +434,6 @@ where
             bucket_ttl_ms: ttl,
             incarnation: &candidate,
             breaker,
-            believed_seq: self.seq,
             publish,
             meta_ttl_ms: millis(META_TTL),
             fields,
