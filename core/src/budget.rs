@@ -243,11 +243,10 @@ impl Budget {
         let mut ledger = self.lock();
         // Clamped, so the withdrawal lands in a bucket every later check counts; an older
         // `now` would neither see newer withdrawals nor be recorded.
-        let now = Instant::from_nanos(
-            self.latest
-                .fetch_max(now.as_nanos(), Ordering::Relaxed)
-                .max(now.as_nanos()),
-        );
+        // `latest` is only written under the ledger's lock: a load and a store, not an RMW.
+        let latest = self.latest.load(Ordering::Relaxed).max(now.as_nanos());
+        self.latest.store(latest, Ordering::Relaxed);
+        let now = Instant::from_nanos(latest);
         let cost = u64::from(cost);
         let fleet = Remote::current(&ledger.fleet, now.as_nanos());
         let others = fleet.unwrap_or_default();
@@ -291,9 +290,11 @@ impl Budget {
                 window,
             } => {
                 let deposits = self.deposits.as_ref().map_or(0, |d| d.sum(now)) + fleet_deposits;
-                // Floor, not round: 0.6 of one deposit allows no retry (tower#857).
+                // Floor, not round: 0.6 of one deposit allows no retry (tower#857). Every
+                // term is finite and non-negative (checked at build), and `as` truncates
+                // toward zero and saturates: the floor, without a libm call.
                 let v = ratio * deposits as f64 + min_per_second * window.as_secs_f64();
-                v.floor().clamp(0.0, u64::MAX as f64) as u64
+                v as u64
             }
         }
     }

@@ -63,14 +63,15 @@ impl Buckets {
     pub(crate) fn sum(&self, now: Instant) -> u64 {
         let epoch = self.epoch(now);
         let len = self.slots.len() as u64;
+        // Branch-free: a slot of a later epoch wraps to a huge distance and counts as 0,
+        // like one older than the ring.
         self.slots
             .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .filter(|v| {
-                let e = v >> EPOCH_SHIFT;
-                e <= epoch && epoch - e < len
+            .map(|s| {
+                let v = s.load(Ordering::Relaxed);
+                let live = epoch.wrapping_sub(v >> EPOCH_SHIFT) < len;
+                (v & COUNT_MASK) * u64::from(live)
             })
-            .map(|v| v & COUNT_MASK)
             .sum()
     }
 
