@@ -61,11 +61,30 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The tests of this file run one at a time: each starts several instances with their own
-/// threads, and timing bounds are checked, so they do not share the machine's two cores.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// What every test of this file starts with: its turn, its own Redis server, and an event
+/// log. The tests run one at a time (each starts several instances with their own threads,
+/// and timing bounds are checked, so they do not share the machine's two cores): keep
+/// `_turn` bound until the test ends.
+struct Setup {
+    _turn: MutexGuard<'static, ()>,
+    server: RedisServer,
+    url: String,
+    log: Log,
+}
+
+/// Waits for this test's turn and starts its server; `None` when the test is skipped.
+fn setup() -> Result<Option<Setup>, BoxError> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(server) = or_skip(RedisServer::start())? else {
+        return Ok(None);
+    };
+    Ok(Some(Setup {
+        _turn: turn,
+        url: server.url(),
+        server,
+        log: Log::default(),
+    }))
 }
 
 /// Every event of every instance, with when it was emitted.
@@ -346,11 +365,12 @@ fn trip_run(url: Option<String>, log: &Log) -> Result<TripRun, BoxError> {
 
 #[test]
 fn a_failure_rate_breaker_trips_fleet_wide_within_two_intervals() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn, server, log, ..
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let log = Log::default();
 
     // Shared: the fleet's failures trip every instance.
     let run = trip_run(Some(server.url()), &log)?;
@@ -418,12 +438,15 @@ const RECOVERY: Duration = Duration::from_secs(1);
 
 #[test]
 fn a_published_open_and_close_are_followed_within_one_interval() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let url = server.url();
-    let log = Log::default();
     let breakers: Vec<Arc<CircuitBreaker>> = (0..FOLLOW_INSTANCES)
         .map(|_| {
             CircuitBreaker::consecutive(3, Duration::from_secs(10))
@@ -638,11 +661,12 @@ fn budget_run(url: Option<String>, log: &Log) -> Result<Vec<u64>, BoxError> {
 
 #[test]
 fn a_shared_budget_caps_the_fleets_retries() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn, server, log, ..
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let log = Log::default();
     let cap = u64::from(BUDGET_CAP);
     // The documented overshoot: what the other instances withdraw in one interval (plus
     // the round trip, at most TIMEOUT). One instance withdraws at most once per
@@ -712,12 +736,15 @@ fn stored_withdrawals(url: &str, namespace: &str) -> Result<u64, BoxError> {
 
 #[test]
 fn killing_redis_loses_no_call_and_sharing_resumes() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(mut server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn,
+        mut server,
+        url,
+        log,
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let url = server.url();
-    let log = Log::default();
     let outage = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     let handles =
@@ -869,12 +896,15 @@ fn killing_redis_loses_no_call_and_sharing_resumes() -> Result<(), BoxError> {
 
 #[test]
 fn an_unknown_state_version_is_ignored_with_an_event() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let url = server.url();
-    let log = Log::default();
     let breaker = Arc::new(
         CircuitBreaker::failure_rate(0.5, 10, Duration::from_secs(10))
             .recovery(Duration::from_secs(30))
@@ -998,12 +1028,15 @@ const AROUND_FLUSH: [u64; 2] = [3, 4];
 
 #[test]
 fn a_flushed_store_is_detected_and_counts_are_pushed_again() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let url = server.url();
-    let log = Log::default();
     // Instance 0 shares first (so its token becomes the store's incarnation), instance 1
     // half an interval after its first exchange, so their exchanges alternate.
     let (first_tx, first_rx) = watch::channel(false);
@@ -1138,12 +1171,15 @@ fn seed_breaker_buckets(
 
 #[test]
 fn counts_from_before_a_fleet_transition_are_not_counted() -> Result<(), BoxError> {
-    let _serial = serial();
-    let Some(server) = or_skip(RedisServer::start())? else {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
         return Ok(());
     };
-    let url = server.url();
-    let log = Log::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

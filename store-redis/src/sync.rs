@@ -506,6 +506,14 @@ mod tests {
         }
     }
 
+    fn saw_store_reset(events: &Mutex<Vec<SyncEvent>>) -> bool {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, SyncEvent::StoreReset { .. }))
+    }
+
     fn task(object: Object, events: &Arc<Mutex<Vec<SyncEvent>>>) -> Task<NoServer> {
         let log = events.clone();
         let settings = crate::Fleet::builder("ns")
@@ -610,13 +618,7 @@ mod tests {
         assert!(!t.apply_state(&b, &answer("i", 8, "1 8 close b.1"), b.generation()));
         // The next decision, numbered 9 again, is new.
         assert!(!t.rolled_back(&answer("i", 9, "")));
-        assert!(
-            events
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|e| matches!(e, SyncEvent::StoreReset { .. }))
-        );
+        assert!(saw_store_reset(&events));
     }
 
     /// A token offered once must never be offered again: after a flush, the instance that
@@ -655,12 +657,6 @@ mod tests {
             "the close was taken for the old open"
         );
         assert_eq!(breaker.state(), CircuitState::Closed);
-        assert!(
-            events
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|e| matches!(e, SyncEvent::StoreReset { .. }))
-        );
+        assert!(saw_store_reset(&events));
     }
 }
