@@ -40,6 +40,30 @@ fn spend(g: &mut Group<'_>, threads: usize) {
             ours.withdraw(now, ErrorClass::Transient)
         },
     );
+    // The same budget shared with a fleet (redress::fleet): the others' counts are merged
+    // and the remainder split between two instances, so every withdrawal also counts the
+    // fleet and checks this instance's share.
+    let shared = policies::budget();
+    shared.merge(
+        now,
+        redress::fleet::FleetBudgetCounts {
+            withdrawn: 0,
+            deposits: 1 << 40,
+            instances: 2,
+            ticket: 0,
+        },
+        Instant::from_secs(1 << 30),
+    );
+    on_threads(
+        g,
+        threads,
+        "redress ratio shared with a fleet: deposit + withdraw, now given",
+        || {
+            let now = black_box(now);
+            shared.deposit(now);
+            shared.withdraw(now, ErrorClass::Transient)
+        },
+    );
     on_threads(g, threads, "tower TpsBudget: deposit + withdraw", || {
         peers::tps_spend(&tps)
     });
