@@ -27,6 +27,7 @@ use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use redress::backoff::constant;
+use redress::breaker::BreakerOutcome;
 use redress::fleet::FleetBreakerCounts;
 use redress::{
     Budget, CircuitBreaker, CircuitState, ErrorClass, Instant, Policy, Retry, SystemClock,
@@ -1216,6 +1217,100 @@ fn counts_from_before_a_fleet_transition_are_not_counted() -> Result<(), BoxErro
         assert_eq!(
             log.count(1, |e| matches!(e, SyncEvent::FleetTripped { .. })),
             1
+        );
+        Ok(())
+    })
+}
+
+// ----- 8. a store that lost its latest writes -------------------------------------------
+
+/// Sets the breaker state and sequence number of `namespace` as a store that lost its
+/// latest writes would hold them, and forgets who published what.
+fn roll_back(url: &str, namespace: &str, state: &str, seq: u64) -> Result<(), BoxError> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let base = format!("redress:{{{namespace}:{NAME}}}:breaker");
+    redis::cmd("SET")
+        .arg(format!("{base}:state"))
+        .arg(state)
+        .exec(&mut conn)?;
+    redis::cmd("SET")
+        .arg(format!("{base}:seq"))
+        .arg(seq)
+        .exec(&mut conn)?;
+    redis::cmd("DEL")
+        .arg(format!("{base}:published"))
+        .exec(&mut conn)?;
+    Ok(())
+}
+
+fn stored_state(url: &str, namespace: &str) -> Result<String, BoxError> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let state: Option<String> = redis::cmd("GET")
+        .arg(format!("redress:{{{namespace}:{NAME}}}:breaker:state"))
+        .query(&mut conn)?;
+    Ok(state.unwrap_or_default())
+}
+
+#[test]
+fn a_store_that_lost_its_latest_writes_is_not_followed_back_in_time() -> Result<(), BoxError> {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ns = "rollback";
+        // The fleet's history so far: another instance's close, transition 1.
+        let old_close = "1 1 close gone.0000";
+        roll_back(&url, ns, old_close, 1)?;
+        let breaker = || -> Result<Arc<CircuitBreaker>, BoxError> {
+            Ok(Arc::new(
+                CircuitBreaker::consecutive(1, Duration::from_secs(10))
+                    .recovery(Duration::from_secs(30))
+                    .build()?,
+            ))
+        };
+        let (a, b) = (breaker()?, breaker()?);
+        let _a = fleet(&url, ns, 0, &log)
+            .await?
+            .share_breaker(NAME, a.clone())?;
+        let _b = fleet(&url, ns, 1, &log)
+            .await?
+            .share_breaker(NAME, b.clone())?;
+        tokio::time::sleep(INTERVAL * 2).await;
+
+        // A opens on its own evidence and publishes it (transition 2); B follows.
+        let p = a.try_acquire(now())?;
+        a.record(now(), p, BreakerOutcome::Failure(ErrorClass::Transient));
+        until("B follows A's open", || b.state() == CircuitState::Open).await?;
+
+        // The store loses its latest writes: it holds the old close of transition 1 again.
+        roll_back(&url, ns, old_close, 1)?;
+        until("both notice", || {
+            (0..2).all(|i| log.count(i, |e| matches!(e, SyncEvent::StoreReset { .. })) == 1)
+        })
+        .await?;
+        // Neither goes back to the old close; A publishes its open again.
+        until("A's open is in the store again", || {
+            stored_state(&url, ns)
+                .is_ok_and(|s| s.starts_with("1 2 open ") && s.contains("instance-0."))
+        })
+        .await
+        .map_err(|e| format!("{e}; the store holds {:?}", stored_state(&url, ns)))?;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(a.state(), CircuitState::Open, "A followed the lost history");
+        assert_eq!(b.state(), CircuitState::Open, "B followed the lost history");
+        assert_eq!(
+            log.count(0, |e| matches!(e, SyncEvent::Followed { .. })),
+            0,
+            "A followed something"
         );
         Ok(())
     })

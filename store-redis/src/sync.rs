@@ -42,6 +42,8 @@ pub(crate) struct Task<C> {
     generation: Option<u64>,
     /// Breakers: the highest sequence number seen in this incarnation of the store.
     max_seq: u64,
+    /// Breakers: the generation of the breaker this process last published.
+    published: Option<u64>,
     /// The last ignored state, so it is reported once.
     ignored: Option<String>,
     /// The object's window.
@@ -92,6 +94,7 @@ where
             applied: None,
             generation: None,
             max_seq: 0,
+            published: None,
             ignored: None,
             window,
             with_counts,
@@ -243,11 +246,12 @@ where
             .await?;
         // Before the state is read: after a reset, sequence numbers start again at 1.
         self.store_reset(&answer);
-        if self.rolled_back(&answer) {
+        if self.rolled_back(&answer, snap.generation) {
             return Ok(());
         }
         if let (Some(p), true) = (&publish, answer.published) {
             self.applied = Some(answer.seq);
+            self.published = Some(snap.generation);
             self.settings.emit(SyncEvent::Published {
                 object: self.shared.clone(),
                 state: match p {
@@ -286,15 +290,18 @@ where
     /// True if the store went back to an earlier sequence number in the same incarnation: it
     /// lost recent writes (a failover to a lagging replica, an append-only file not yet
     /// synced). The state it holds now is one this process saw before, so it is not
-    /// followed again, and an open of this process's own is published again at the next
-    /// exchange.
-    fn rolled_back(&mut self, answer: &Answer) -> bool {
+    /// followed again. If the breaker's state (`generation`) is the one this process
+    /// published, it is published again at the next exchange; a state it only followed is
+    /// not: that is not its evidence.
+    fn rolled_back(&mut self, answer: &Answer, generation: u64) -> bool {
         if answer.seq >= self.max_seq {
             self.max_seq = answer.seq;
             return false;
         }
         self.applied = Some(answer.seq);
-        self.generation = None;
+        if self.published == Some(generation) {
+            self.generation = None;
+        }
         self.max_seq = answer.seq;
         self.ledger.reset();
         self.settings.emit(SyncEvent::StoreReset {
@@ -610,14 +617,20 @@ mod tests {
         let b = breaker(Duration::from_secs(30));
         let events = Arc::default();
         let mut t = task(Object::Breaker(b.clone()), &events);
-        assert!(!t.rolled_back(&answer("i", 9, "")));
+        t.generation = Some(1);
+        t.published = Some(1);
+        assert!(!t.rolled_back(&answer("i", 9, ""), 1));
         // The store lost seq 9 and holds seq 8 (B's close, seen before) again.
-        assert!(t.rolled_back(&answer("i", 8, "1 8 close b.1")));
+        assert!(t.rolled_back(&answer("i", 8, "1 8 close b.1"), 1));
         assert_eq!(t.applied, Some(8));
         assert_eq!(t.generation, None, "its own open is published again");
         assert!(!t.apply_state(&b, &answer("i", 8, "1 8 close b.1"), b.generation()));
         // The next decision, numbered 9 again, is new.
-        assert!(!t.rolled_back(&answer("i", 9, "")));
+        assert!(!t.rolled_back(&answer("i", 9, ""), 1));
+        // A state it only followed (generation 2, not published) is not published again.
+        t.generation = Some(2);
+        assert!(t.rolled_back(&answer("i", 3, ""), 2));
+        assert_eq!(t.generation, Some(2));
         assert!(saw_store_reset(&events));
     }
 
