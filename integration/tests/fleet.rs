@@ -1312,6 +1312,27 @@ fn a_store_that_lost_its_latest_writes_is_not_followed_back_in_time() -> Result<
             0,
             "A followed something"
         );
+
+        // The store loses everything: A's open (its own) is published again, as transition 1
+        // of the new store; B's (followed) is not.
+        let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
+        redis::cmd("FLUSHALL").exec(&mut conn)?;
+        until("both notice the flush", || {
+            (0..2).all(|i| log.count(i, |e| matches!(e, SyncEvent::StoreReset { .. })) == 2)
+        })
+        .await?;
+        until("A's open is in the new store", || {
+            stored_state(&url, ns)
+                .is_ok_and(|s| s.starts_with("1 1 open ") && s.contains("instance-0."))
+        })
+        .await
+        .map_err(|e| format!("{e}; the store holds {:?}", stored_state(&url, ns)))?;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert!(
+            stored_state(&url, ns)?.starts_with("1 1 open "),
+            "B published the open it followed"
+        );
+        assert_eq!(b.state(), CircuitState::Open);
         Ok(())
     })
 }

@@ -89,9 +89,11 @@
 //! (no persistence, or `FLUSHALL`) is recognised by its incarnation key, and one that lost
 //! only its latest writes (a failover to a lagging replica, an append-only file with
 //! `everysec`) by a sequence number that went back: the task emits
-//! [`SyncEvent::StoreReset`]. A budget's push in that same exchange already put its whole
-//! counts back; a breaker's counts and its own open go back at its next exchange. Use a connection that reconnects, such as `redis::aio::ConnectionManager` (its
-//! reconnect backoff decides how soon after a restart sharing resumes: about 0.6 s with its
+//! [`SyncEvent::StoreReset`]. The push in that same exchange already put the instance's
+//! whole counts back (pushes are absolute), and an open the instance published itself is
+//! published again at its next exchange; a state it only followed is not. Use a
+//! connection that reconnects, such as `redis::aio::ConnectionManager` (its reconnect
+//! backoff decides how soon after a restart sharing resumes: about 0.6 s with its
 //! defaults); a plain multiplexed connection stays broken after a restart.
 //!
 //! # Keys
@@ -103,7 +105,7 @@
 //! |-----|------|-------|---------|
 //! | `…:budget:v1:<width_ms>:<bucket>` | hash: fleet totals `w` (cost withdrawn) and `d` (first attempts), and each instance's own `<instance>:w`, `<instance>:d` | a budget's counts in the wall-clock bucket `bucket` (ms since the Unix epoch / `width_ms`) | two windows + `stale_after` after its last write |
 //! | `…:breaker:v1:<width_ms>:<bucket>` | hash: totals `f` (failures) and `c` (calls), `<instance>:f`, `<instance>:c`, and `s`, the fleet's transition its counts belong to (a bucket from an earlier transition is emptied before use) | a failure-rate breaker's counts in one bucket | as above |
-//! | `…:budget:members` | sorted set: instance id → wall-clock ms of its last exchange | the instances that split a budget's remainder (those seen within `stale_after`) | 24 hours after its last exchange |
+//! | `…:budget:members` | sorted set: `<instance>` → wall-clock ms of its last exchange | the instances that split a budget's remainder (those seen within `stale_after`) | 24 hours after its last exchange |
 //! | `…:breaker:state` | string `1 <seq> open <until_ms> <instance>` or `1 <seq> close <instance>` | the last published transition | 24 hours after its last exchange |
 //! | `…:breaker:published` | hash: instance → the generation of its breaker it last published | so an exchange repeated after a lost reply does not publish the same decision again over a newer one | 24 hours after its last exchange |
 //! | `…:breaker:seq` | integer | the number of published transitions | 24 hours after its last exchange |

@@ -244,8 +244,9 @@ where
         let answer = self
             .round_trip(keys, true, &publish_text, ["f", "c"], 0, snap.generation)
             .await?;
-        // Before the state is read: after a reset, sequence numbers start again at 1.
-        self.store_reset(&answer);
+        // Before the state is read: after a reset, sequence numbers start again at 1. An
+        // open this process published is gone with the store's data: published again.
+        let republish = self.store_reset(&answer) && self.published == Some(snap.generation);
         if self.rolled_back(&answer, snap.generation) {
             return Ok(());
         }
@@ -267,6 +268,9 @@ where
         } else {
             snap.generation
         });
+        if republish && self.generation == Some(snap.generation) {
+            self.generation = None;
+        }
         let (Some(others), true) = (answer.others, self.with_counts) else {
             return Ok(());
         };
