@@ -1336,3 +1336,94 @@ fn a_store_that_lost_its_latest_writes_is_not_followed_back_in_time() -> Result<
         Ok(())
     })
 }
+
+// ----- 9. a publish whose reply was lost is not published again ----------------------------
+
+/// A connection whose first reply to a publishing exchange (an `open …` argument) is lost
+/// after Redis ran it, as when an exchange times out while Redis is slow.
+#[derive(Clone)]
+struct LosesFirstPublishReply {
+    inner: ConnectionManager,
+    lost: Arc<AtomicBool>,
+}
+
+impl redis::aio::ConnectionLike for LosesFirstPublishReply {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let reply = self.inner.req_packed_command(cmd).await?;
+            let publishes = cmd.get_packed_command().windows(5).any(|w| w == b"open ");
+            if publishes && !self.lost.swap(true, Ordering::SeqCst) {
+                return Err((redis::ErrorKind::Io, "reply lost").into());
+            }
+            Ok(reply)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+#[test]
+fn a_publish_whose_reply_was_lost_is_not_published_again() -> Result<(), BoxError> {
+    let Some(Setup {
+        _turn,
+        server: _server,
+        url,
+        log,
+    }) = setup()?
+    else {
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ns = "lost-reply";
+        let lost = Arc::new(AtomicBool::new(false));
+        let conn = LosesFirstPublishReply {
+            inner: ConnectionManager::new(redis::Client::open(url.as_str())?).await?,
+            lost: lost.clone(),
+        };
+        let a = Arc::new(
+            CircuitBreaker::consecutive(1, Duration::from_secs(10))
+                .recovery(Duration::from_secs(30))
+                .build()?,
+        );
+        let _sync = Fleet::builder(ns)
+            .interval(INTERVAL)
+            .timeout(TIMEOUT)
+            .instance_id("instance-0")
+            .on_event(log.hook(0))
+            .build(conn)?
+            .share_breaker(NAME, a.clone())?;
+        tokio::time::sleep(INTERVAL * 2).await;
+        let p = a.try_acquire(now())?;
+        a.record(now(), p, BreakerOutcome::Failure(ErrorClass::Transient));
+        // The publish ran, its reply was lost, the next exchange sends it again.
+        until("the lost reply and the next exchange", || {
+            lost.load(Ordering::SeqCst)
+                && log.count(0, |e| matches!(e, SyncEvent::Resumed { .. })) == 1
+        })
+        .await?;
+        tokio::time::sleep(INTERVAL * 2).await;
+        let state = stored_state(&url, ns)?;
+        assert!(
+            state.starts_with("1 1 open "),
+            "published more than once: {state:?}"
+        );
+        Ok(())
+    })
+}
