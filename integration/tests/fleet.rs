@@ -757,7 +757,7 @@ fn killing_redis_loses_no_call_and_sharing_resumes() -> Result<(), BoxError> {
                 async move {
                     let budget =
                         Arc::new(Budget::rolling(100_000, Duration::from_secs(10)).build()?);
-                    let _sync = fleet(&url, "outage", i, &log)
+                    let sync = fleet(&url, "outage", i, &log)
                         .await?
                         .share_budget(NAME, budget.clone())?;
                     let policy = Policy::builder()
@@ -794,8 +794,16 @@ fn killing_redis_loses_no_call_and_sharing_resumes() -> Result<(), BoxError> {
                         c.slowest = c.slowest.max(began.elapsed());
                     }
                     // Every instance pushes its last counts within an interval and reads the
-                    // others' within the next.
-                    tokio::time::sleep(INTERVAL * 3).await;
+                    // others' within the next: three exchanges in a row that succeed, however
+                    // slow a loaded machine makes some of them.
+                    let settled = sync.status().exchanges + 3;
+                    until("three more exchanges, the last one successful", || {
+                        let s = sync.status();
+                        s.exchanges >= settled && !s.degraded
+                    })
+                    .await?;
+                    tokio::time::sleep(INTERVAL * 2).await;
+                    until("the last exchange successful", || !sync.status().degraded).await?;
                     c.own = own_withdrawals(&budget);
                     c.fleet = budget.fleet(now()).map(|f| f.withdrawn);
                     Ok(c)
