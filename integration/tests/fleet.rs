@@ -157,12 +157,7 @@ where
             let body = Arc::clone(&body);
             std::thread::Builder::new()
                 .name(format!("instance-{i}"))
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    rt.block_on(body(i))
-                })
+                .spawn(move || block_on(body(i)))
                 .expect("spawn an instance thread")
         })
         .collect()
@@ -223,6 +218,24 @@ fn watch_breakers(
         }
         seen
     })
+}
+
+/// Runs `body` to completion on a current-thread runtime of the calling thread.
+fn block_on<T>(body: impl Future<Output = Result<T, BoxError>>) -> Result<T, BoxError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(body)
+}
+
+/// A plain connection to a test's server, to read and write keys by hand.
+fn redis_conn(url: &str) -> Result<redis::Connection, BoxError> {
+    Ok(redis::Client::open(url)?.get_connection()?)
+}
+
+/// A key of the object shared under [`NAME`] in `namespace`, as redress-redis names it.
+fn key(namespace: &str, rest: &str) -> String {
+    format!("redress:{{{namespace}:{NAME}}}:{rest}")
 }
 
 fn wall_ms() -> u64 {
@@ -723,9 +736,9 @@ fn own_withdrawals(budget: &Budget) -> u64 {
 
 /// The withdrawals Redis holds for the shared budget of `namespace`.
 fn stored_withdrawals(url: &str, namespace: &str) -> Result<u64, BoxError> {
-    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let mut conn = redis_conn(url)?;
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("redress:{{{namespace}:{NAME}}}:budget:v1:*"))
+        .arg(key(namespace, "budget:v1:*"))
         .query(&mut conn)?;
     let mut sum = 0;
     for k in keys {
@@ -961,8 +974,8 @@ fn an_unknown_state_version_is_ignored_with_an_event() -> Result<(), BoxError> {
         }
     });
 
-    let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
-    let state_key = format!("redress:{{versions:{NAME}}}:breaker:state");
+    let mut conn = redis_conn(&url)?;
+    let state_key = key("versions", "breaker:state");
     let ignored = |log: &Log| -> Vec<String> {
         log.of(0)
             .into_iter()
@@ -1004,7 +1017,7 @@ fn an_unknown_state_version_is_ignored_with_an_event() -> Result<(), BoxError> {
 
     // The control: the same write in this format is followed.
     let seq: u64 = redis::cmd("INCR")
-        .arg(format!("redress:{{versions:{NAME}}}:breaker:seq"))
+        .arg(key("versions", "breaker:seq"))
         .query(&mut conn)?;
     redis::cmd("SET")
         .arg(&state_key)
@@ -1126,7 +1139,7 @@ fn a_flushed_store_is_detected_and_counts_are_pushed_again() -> Result<(), BoxEr
         }
     });
     flush_rx.recv_timeout(PATIENCE)?;
-    let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
+    let mut conn = redis_conn(&url)?;
     redis::cmd("FLUSHALL").query::<()>(&mut conn)?;
     flushed_tx.send(true)?;
     let seen = join(handles)?;
@@ -1156,8 +1169,8 @@ fn seed_breaker_buckets(
     seq: u64,
     current: u64,
 ) -> Result<(), BoxError> {
-    let mut conn = redis::Client::open(url)?.get_connection()?;
-    let base = format!("redress:{{{namespace}:{NAME}}}:breaker");
+    let mut conn = redis_conn(url)?;
+    let base = key(namespace, "breaker");
     // Window 10 s in 10 buckets: 1000 ms wide.
     let newest = wall_ms() / 1000;
     for bucket in newest - 3..=newest + 1 {
@@ -1189,10 +1202,7 @@ fn counts_from_before_a_fleet_transition_are_not_counted() -> Result<(), BoxErro
     else {
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    block_on(async {
         let breaker = || -> Result<Arc<CircuitBreaker>, BoxError> {
             Ok(Arc::new(
                 CircuitBreaker::failure_rate(0.5, 10, Duration::from_secs(10)).build()?,
@@ -1235,8 +1245,8 @@ fn counts_from_before_a_fleet_transition_are_not_counted() -> Result<(), BoxErro
 /// Sets the breaker state and sequence number of `namespace` as a store that lost its
 /// latest writes would hold them, and forgets who published what.
 fn roll_back(url: &str, namespace: &str, state: &str, seq: u64) -> Result<(), BoxError> {
-    let mut conn = redis::Client::open(url)?.get_connection()?;
-    let base = format!("redress:{{{namespace}:{NAME}}}:breaker");
+    let mut conn = redis_conn(url)?;
+    let base = key(namespace, "breaker");
     redis::cmd("SET")
         .arg(format!("{base}:state"))
         .arg(state)
@@ -1252,9 +1262,9 @@ fn roll_back(url: &str, namespace: &str, state: &str, seq: u64) -> Result<(), Bo
 }
 
 fn stored_state(url: &str, namespace: &str) -> Result<String, BoxError> {
-    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let mut conn = redis_conn(url)?;
     let state: Option<String> = redis::cmd("GET")
-        .arg(format!("redress:{{{namespace}:{NAME}}}:breaker:state"))
+        .arg(key(namespace, "breaker:state"))
         .query(&mut conn)?;
     Ok(state.unwrap_or_default())
 }
@@ -1270,10 +1280,7 @@ fn a_store_that_lost_its_latest_writes_is_not_followed_back_in_time() -> Result<
     else {
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    block_on(async {
         let ns = "rollback";
         // The fleet's history so far: another instance's close, transition 1.
         let old_close = "1 1 close gone.0000";
@@ -1323,7 +1330,7 @@ fn a_store_that_lost_its_latest_writes_is_not_followed_back_in_time() -> Result<
 
         // The store loses everything: A's open (its own) is published again, as transition 1
         // of the new store; B's (followed) is not.
-        let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
+        let mut conn = redis_conn(&url)?;
         redis::cmd("FLUSHALL").exec(&mut conn)?;
         until("both notice the flush", || {
             (0..2).all(|i| log.count(i, |e| matches!(e, SyncEvent::StoreReset { .. })) == 2)
@@ -1395,10 +1402,7 @@ fn a_publish_whose_reply_was_lost_is_not_published_again() -> Result<(), BoxErro
     else {
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    block_on(async {
         let ns = "lost-reply";
         let lost = Arc::new(AtomicBool::new(false));
         let conn = LosesFirstPublishReply {
