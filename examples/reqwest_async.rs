@@ -11,42 +11,19 @@
 //! `cargo run -p redress-examples --example reqwest_async`
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::RETRY_AFTER;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use redress::backoff::{equal_jitter, retry_after_or};
 use redress::classify::reqwest::{ResponseClassifier, classify_error};
-use redress::drive::{SleepInfo, SleepVerdict};
 use redress::{ErrorClass, Retry};
+use redress_examples::{greeting_server, sleep_recorder};
 use redress_tokio::RunAsync;
-
-/// The server: 429 with `Retry-After: 1`, then 503, then 200.
-async fn flaky(State(hits): State<Arc<AtomicU32>>) -> Response {
-    match hits.fetch_add(1, Ordering::SeqCst) + 1 {
-        1 => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(RETRY_AFTER, "1")],
-            "slow down",
-        )
-            .into_response(),
-        2 => (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response(),
-        _ => "hello from the server".into_response(),
-    }
-}
 
 /// Starts the server on a free port of 127.0.0.1; returns its URL and its request count.
 async fn start_server() -> std::io::Result<(String, Arc<AtomicU32>)> {
-    let hits = Arc::new(AtomicU32::new(0));
-    let app = Router::new()
-        .route("/greeting", get(flaky))
-        .with_state(Arc::clone(&hits));
+    let (app, hits) = greeting_server();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/greeting", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -72,28 +49,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .policy()?;
 
-    let sleeps = Arc::new(Mutex::new(Vec::new()));
+    let (sleeps, print_and_record) = sleep_recorder();
     let ctx = policy
         .context("get_greeting")
         // Transport errors: refused, reset, timed out → Transient; a bad URL → Permanent.
         .classify(classify_error)
         // Responses: 429 → RateLimit, 5xx → ServerError, each with its Retry-After.
         .classify_result(ResponseClassifier::default())
-        .before_sleep({
-            let sleeps = Arc::clone(&sleeps);
-            move |s: &SleepInfo| {
-                let class = s.class.map_or("-", ErrorClass::name);
-                println!(
-                    "attempt {} failed ({class}): sleeping {:?}",
-                    s.attempt, s.delay
-                );
-                sleeps
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((s.class, s.delay));
-                SleepVerdict::Sleep
-            }
-        });
+        .before_sleep(print_and_record);
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

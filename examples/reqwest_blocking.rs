@@ -15,35 +15,15 @@
 //! `cargo run -p redress-examples --example reqwest_blocking`
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::RETRY_AFTER;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use redress::backoff::{equal_jitter, retry_after_or};
 use redress::classify::reqwest::{ResponseClassifier, classify_error};
-use redress::drive::{SleepInfo, SleepVerdict};
 use redress::{ErrorClass, Retry};
 use redress_blocking::RunBlocking;
-
-/// The server: 429 with `Retry-After: 1`, then 503, then 200.
-async fn flaky(State(hits): State<Arc<AtomicU32>>) -> Response {
-    match hits.fetch_add(1, Ordering::SeqCst) + 1 {
-        1 => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(RETRY_AFTER, "1")],
-            "slow down",
-        )
-            .into_response(),
-        2 => (StatusCode::SERVICE_UNAVAILABLE, "restarting").into_response(),
-        _ => "hello from the server".into_response(),
-    }
-}
+use redress_examples::{greeting_server, sleep_recorder};
 
 /// Starts the server on a background thread; returns its URL and its request count. The
 /// thread ends with the process.
@@ -51,10 +31,7 @@ fn start_server() -> std::io::Result<(String, Arc<AtomicU32>)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let url = format!("http://{}/greeting", listener.local_addr()?);
-    let hits = Arc::new(AtomicU32::new(0));
-    let app = Router::new()
-        .route("/greeting", get(flaky))
-        .with_state(Arc::clone(&hits));
+    let (app, hits) = greeting_server();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -89,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `ResponseClassifier` reads a status and its headers; a blocking response hands it
     // both.
     let responses = ResponseClassifier::default();
-    let sleeps = Arc::new(Mutex::new(Vec::new()));
+    let (sleeps, print_and_record) = sleep_recorder();
     let ctx = policy
         .context("get_greeting")
         // Transport errors: refused, reset, timed out → Transient; a bad URL → Permanent.
@@ -98,21 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .classify_result(move |r: &reqwest::blocking::Response| {
             responses.classify_parts(r.status(), r.headers())
         })
-        .before_sleep({
-            let sleeps = Arc::clone(&sleeps);
-            move |s: &SleepInfo| {
-                let class = s.class.map_or("-", ErrorClass::name);
-                println!(
-                    "attempt {} failed ({class}): sleeping {:?}",
-                    s.attempt, s.delay
-                );
-                sleeps
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((s.class, s.delay));
-                SleepVerdict::Sleep
-            }
-        });
+        .before_sleep(print_and_record);
 
     let client = reqwest::blocking::Client::new();
     let response = ctx.run(|attempt| {

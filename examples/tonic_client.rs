@@ -24,16 +24,16 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
+use redress::Retry;
 use redress::backoff::{exponential, retry_after_or};
 use redress::classify::tonic::classify_status;
-use redress::drive::{SleepInfo, SleepVerdict};
-use redress::{ErrorClass, Retry};
+use redress_examples::sleep_recorder;
 use redress_tokio::RunAsync;
 use tonic::body::Body;
 use tonic::metadata::MetadataValue;
@@ -164,27 +164,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .jitter(Duration::ZERO),
         )
         .policy()?;
-    let sleeps = Arc::new(Mutex::new(Vec::new()));
+    let (sleeps, print_and_record) = sleep_recorder();
     let ctx = policy
         .context("say_hello")
         // UNAVAILABLE → Transient (with the pushback as the hint), INVALID_ARGUMENT →
         // Permanent, RESOURCE_EXHAUSTED → RateLimit, ...
         .classify(classify_status)
-        .before_sleep({
-            let sleeps = Arc::clone(&sleeps);
-            move |s: &SleepInfo| {
-                let class = s.class.map_or("-", ErrorClass::name);
-                println!(
-                    "attempt {} failed ({class}): sleeping {:?}",
-                    s.attempt, s.delay
-                );
-                sleeps
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(s.delay);
-                SleepVerdict::Sleep
-            }
-        });
+        .before_sleep(print_and_record);
 
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
@@ -218,7 +204,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reply.message
     );
 
-    let sleeps = sleeps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sleeps: Vec<Duration> = sleeps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|&(_, delay)| delay)
+        .collect();
     assert_eq!(reply.message, "hello, redress");
     assert_eq!(served, 3);
     // No pushback: the exponential fallback's first step. Then the server's 50 ms.
