@@ -22,7 +22,25 @@ use redress_tower::http::{IDEMPOTENCY_KEY, Idempotent, ReplayBody};
 use redress_tower::{Error, RetryLayer};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
+/// `attempts` attempts 1 s apart, no deadline, events to `hook`.
 fn policy(attempts: u32, hook: &Recorder) -> Policy {
+    policy_builder(attempts, hook).build().unwrap()
+}
+
+/// [`policy`] with 3 attempts and a consecutive breaker that opens after `threshold`
+/// failures in a row and stays open for 30 s.
+fn breaker_policy(threshold: u32, hook: &Recorder) -> Policy {
+    let breaker = CircuitBreaker::consecutive(threshold, Duration::from_secs(60))
+        .recovery(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    policy_builder(3, hook)
+        .breaker(Arc::new(breaker))
+        .build()
+        .unwrap()
+}
+
+fn policy_builder(attempts: u32, hook: &Recorder) -> redress::PolicyBuilder {
     Policy::builder()
         .retry(
             Retry::builder()
@@ -31,8 +49,6 @@ fn policy(attempts: u32, hook: &Recorder) -> Policy {
                 .strategy(constant(Duration::from_secs(1))),
         )
         .hook(hook.clone())
-        .build()
-        .unwrap()
 }
 
 /// A response body that counts its drops (it stands for a pooled connection).
@@ -312,21 +328,7 @@ async fn a_request_whose_body_cannot_be_copied_is_sent_once() {
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_rejects_without_calling_the_service() {
     let rec = Recorder::default();
-    let breaker = CircuitBreaker::consecutive(3, Duration::from_secs(60))
-        .recovery(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let policy = Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(3)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .breaker(Arc::new(breaker))
-        .hook(rec.clone())
-        .build()
-        .unwrap();
+    let policy = breaker_policy(3, &rec);
     // A sustained outage, then recovery on the fourth call.
     let script = Script::new(&[503, 503, 503, 200]);
     let mut svc = RetryLayer::http(policy).layer(script.service());
@@ -359,21 +361,7 @@ async fn a_breaker_opening_mid_call_still_returns_the_last_response() {
     // The second 503 opens the breaker; the machine plans a retry after 1 s, but the breaker
     // stays open for 30 s and refuses it at wake-up. The 503 is kept for the caller.
     let rec = Recorder::default();
-    let breaker = CircuitBreaker::consecutive(2, Duration::from_secs(60))
-        .recovery(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let policy = Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(3)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .breaker(Arc::new(breaker))
-        .hook(rec.clone())
-        .build()
-        .unwrap();
+    let policy = breaker_policy(2, &rec);
     let script = Script::new(&[503]);
     let mut svc = RetryLayer::http(policy).layer(script.service());
     let r = send(&mut svc, get()).await.unwrap();
