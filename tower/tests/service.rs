@@ -28,6 +28,20 @@ fn policy(attempts: u32) -> Policy {
         .unwrap()
 }
 
+/// `attempts` attempts 1 s apart, no deadline, events to `hook`.
+fn observed_policy(attempts: u32, hook: &Recorder) -> Policy {
+    Policy::builder()
+        .retry(
+            Retry::builder()
+                .max_attempts(attempts)
+                .no_deadline()
+                .strategy(constant(Duration::from_secs(1))),
+        )
+        .hook(hook.clone())
+        .build()
+        .unwrap()
+}
+
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
@@ -197,16 +211,7 @@ async fn a_service_that_always_hangs_ends_with_a_timed_out_error() {
 #[tokio::test(start_paused = true)]
 async fn a_request_that_cannot_be_replayed_gets_exactly_one_attempt() {
     let rec = Recorder::default();
-    let policy = Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(5)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .hook(rec.clone())
-        .build()
-        .unwrap();
+    let policy = observed_policy(5, &rec);
     let calls = counter();
     let kinds = &[io::ErrorKind::ConnectionReset; 20];
     // `NoReplay`, and a closure that refuses one request but not another.
@@ -324,16 +329,7 @@ async fn a_readiness_error_is_returned_classified_with_no_attempt() {
 #[tokio::test(start_paused = true)]
 async fn events_carry_the_layers_operation_name() {
     let rec = Recorder::default();
-    let policy = Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(2)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .hook(rec.clone())
-        .build()
-        .unwrap();
+    let policy = observed_policy(2, &rec);
     let calls = counter();
     let mut svc = RetryLayer::new(policy)
         .operation("fetch_user")
