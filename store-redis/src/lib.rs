@@ -147,7 +147,7 @@ mod script;
 mod sync;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redress::{Budget, CircuitBreaker, CircuitState, Clock, ConfigError, Instant, SystemClock};
@@ -553,8 +553,8 @@ where
 pub(crate) struct StatusCells {
     pub(crate) exchanges: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// Failed exchanges in a row; sharing is degraded while it is not zero.
     pub(crate) failing: AtomicU64,
-    pub(crate) degraded: AtomicBool,
 }
 
 /// How a sync task is doing; from [`SyncHandle::status`].
@@ -589,7 +589,7 @@ impl SyncHandle {
         SyncStatus {
             exchanges: self.status.exchanges.load(Ordering::Relaxed),
             failures: self.status.failures.load(Ordering::Relaxed),
-            degraded: self.status.degraded.load(Ordering::Relaxed),
+            degraded: self.status.failing.load(Ordering::Relaxed) > 0,
         }
     }
 

@@ -121,7 +121,7 @@ where
             Ok(()) => {
                 s.exchanges.fetch_add(1, Ordering::Relaxed);
                 let failing = s.failing.swap(0, Ordering::Relaxed);
-                if s.degraded.swap(false, Ordering::Relaxed) {
+                if failing > 0 {
                     self.settings.emit(SyncEvent::Resumed {
                         object: self.shared.clone(),
                         failures: failing,
@@ -130,8 +130,7 @@ where
             }
             Err(error) => {
                 s.failures.fetch_add(1, Ordering::Relaxed);
-                s.failing.fetch_add(1, Ordering::Relaxed);
-                if !s.degraded.swap(true, Ordering::Relaxed) {
+                if s.failing.fetch_add(1, Ordering::Relaxed) == 0 {
                     self.settings.emit(SyncEvent::Degraded {
                         object: self.shared.clone(),
                         error,
