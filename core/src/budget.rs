@@ -244,9 +244,8 @@ impl Budget {
         // Clamped, so the withdrawal lands in a bucket every later check counts; an older
         // `now` would neither see newer withdrawals nor be recorded.
         // `latest` is only written under the ledger's lock: a load and a store, not an RMW.
-        let latest = self.latest.load(Ordering::Relaxed).max(now.as_nanos());
-        self.latest.store(latest, Ordering::Relaxed);
-        let now = Instant::from_nanos(latest);
+        let now = self.clamped(now);
+        self.latest.store(now.as_nanos(), Ordering::Relaxed);
         let cost = u64::from(cost);
         let fleet = Remote::current(&ledger.fleet, now.as_nanos());
         let others = fleet.unwrap_or_default();
@@ -270,10 +269,16 @@ impl Budget {
     /// [`fleet_share`](Self::fleet_share).
     pub fn remaining(&self, now: Instant) -> u64 {
         let ledger = self.lock();
-        let now = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));
+        let now = self.clamped(now);
         let others = Remote::current(&ledger.fleet, now.as_nanos()).unwrap_or_default();
         self.capacity(now, others.deposits)
             .saturating_sub(ledger.withdrawn.sum(now) + others.withdrawn)
+    }
+
+    /// `now`, or the latest instant a withdrawal was checked at if that is later. Call with
+    /// the ledger's lock held.
+    pub(crate) fn clamped(&self, now: Instant) -> Instant {
+        Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Ledger> {

@@ -259,7 +259,7 @@ impl Budget {
             ledger.share = None;
             return;
         }
-        let at = Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()));
+        let at = self.clamped(now);
         let spent = ledger.withdrawn.sum(at) + others.withdrawn;
         let remaining = self.capacity(at, others.deposits).saturating_sub(spent);
         ledger.share = (others.instances >= 2).then(|| {
