@@ -387,6 +387,12 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether the breaker counts failure rates in time buckets (a success is then counted
+    /// at the time it happened), rather than runs of consecutive failures.
+    pub fn is_failure_rate(&self) -> bool {
+        matches!(self.config.mode, TripMode::FailureRate { .. })
+    }
+
     /// Asks to run one call (or attempt) at `now`.
     ///
     /// # Errors

@@ -98,6 +98,30 @@ impl<'p> PolicyMachine<'p, DefaultRng> {
         Self::build(policy, RngSlot::Lazy(derive_rng))
     }
 
+    /// A machine whose first attempt was admitted without it (see [`First`]) and is
+    /// running: the next input is [`on_outcome`](Self::on_outcome) for that attempt.
+    pub(crate) fn from_first(policy: &'p Policy, first: First<'p>) -> Self {
+        let mut m = Self::new(policy);
+        m.attempt = 1;
+        m.phase = Phase::Attempting;
+        if let Some(now) = first.start {
+            m.start = Some(now);
+            m.last_now = now;
+            m.attempt_started = Some(now);
+        }
+        m.deadline_at = first.deadline_at;
+        m.attempt_deadline = first.attempt_deadline;
+        match m.policy.breaker_scope {
+            BreakerScope::PerCall => m.call_permit = first.permit,
+            BreakerScope::PerAttempt => m.permit = first.permit,
+        }
+        m.decision = Decision::Attempt {
+            n: 1,
+            deadline: first.attempt_deadline,
+        };
+        m
+    }
+
     /// A machine continuing a saved call; see [`Policy::resume`].
     pub fn resume(policy: &'p Policy, state: &RetryState) -> Self {
         let mut m = Self::new(policy);
@@ -234,6 +258,22 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         self.start.is_some()
     }
 
+    /// Whether a success must be reported with the time it happened. When false, a driver
+    /// may report it with [`last_now`](Self::last_now) (the running attempt's start) and
+    /// read no clock: nothing the success updates is dated (a consecutive breaker's closed
+    /// state, the budget's deposit made at the start, an unobserved call).
+    ///
+    /// True for an untimed machine never (any instant will do), and otherwise when the
+    /// policy has a failure-rate breaker, a learning strategy or deadline prediction, or
+    /// when the call holds a half-open probe (its success may close the breaker). Events
+    /// carry elapsed times, so a driver that drains them reads the clock anyway.
+    pub fn needs_time_on_success(&self) -> bool {
+        self.start.is_some()
+            && (self.policy.success_needs_time
+                || self.permit.as_ref().is_some_and(Permit::is_probe)
+                || self.call_permit.as_ref().is_some_and(Permit::is_probe))
+    }
+
     /// The pending state, for saving and resuming the call later.
     pub fn state(&self) -> RetryState {
         let mut elapsed = self.elapsed(self.last_now);
@@ -287,11 +327,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         self.clear_events();
         self.last_now = now;
         self.start = Some(now);
-        self.deadline_at = self
-            .policy
-            .retry
-            .deadline
-            .map(|d| now.saturating_add(d.saturating_sub(self.elapsed_offset)));
+        self.deadline_at = call_deadline(self.policy, now, self.elapsed_offset);
         if self.resumed {
             // A resumed call whose deadline passed while it waited stops at once.
             if let Some(d) = self.deadline_at
@@ -456,15 +492,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         // Saturating: a resumed state may already hold any count.
         self.attempt = self.attempt.saturating_add(1);
         self.attempt_started = Some(now);
-        let timeout = self
-            .policy
-            .retry
-            .attempt_timeout
-            .map(|t| now.saturating_add(t));
-        self.attempt_deadline = match (timeout, self.deadline_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.attempt_deadline = attempt_deadline(self.policy, now, self.deadline_at);
         self.phase = Phase::Attempting;
         self.decision = Decision::Attempt {
             n: self.attempt,
@@ -717,6 +745,98 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         let slot = (usize::from(self.ev_head) + usize::from(self.ev_len)) % QUEUE;
         self.events[slot] = Some(e);
         self.ev_len += 1;
+    }
+}
+
+/// The deadline of a call started at `now` that already ran for `offset`.
+fn call_deadline(policy: &PolicyInner, now: Instant, offset: Duration) -> Option<Instant> {
+    policy
+        .retry
+        .deadline
+        .map(|d| now.saturating_add(d.saturating_sub(offset)))
+}
+
+/// The time limit of an attempt started at `now`: the earlier of its own timeout and the
+/// call's deadline.
+fn attempt_deadline(
+    policy: &PolicyInner,
+    now: Instant,
+    deadline_at: Option<Instant>,
+) -> Option<Instant> {
+    let timeout = policy.retry.attempt_timeout.map(|t| now.saturating_add(t));
+    match (timeout, deadline_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A call's first attempt, admitted without building a machine: the drivers' fast path for
+/// calls nobody observes. Admission does what [`PolicyMachine::start`] does (deadline,
+/// budget deposit, breaker permit); a success is recorded by [`succeed`](Self::succeed),
+/// and a failure hands the attempt to [`PolicyMachine::from_first`], which goes on exactly
+/// as if the machine had started the call.
+pub(crate) struct First<'p> {
+    start: Option<Instant>,
+    deadline_at: Option<Instant>,
+    attempt_deadline: Option<Instant>,
+    permit: Option<Permit<'p>>,
+}
+
+impl<'p> First<'p> {
+    /// The first attempt of a call whose policy needs no clock.
+    pub(crate) const UNTIMED: Self = Self {
+        start: None,
+        deadline_at: None,
+        attempt_deadline: None,
+        permit: None,
+    };
+
+    /// Admits the first attempt of a new call of `policy` at `now`, or returns the end of
+    /// the breaker's open state.
+    ///
+    /// Only for calls whose events nobody drains: a breaker transition caused by the
+    /// admission (a first probe) is not reported.
+    #[inline]
+    pub(crate) fn admit(policy: &'p Policy, now: Instant) -> Result<Self, Instant> {
+        let inner = &*policy.inner;
+        let deadline_at = call_deadline(inner, now, Duration::ZERO);
+        if let Some(b) = &inner.retry.budget {
+            b.deposit(now);
+        }
+        let permit = match &inner.breaker {
+            Some(b) => Some(b.try_acquire(now).map_err(|r| r.until)?),
+            None => None,
+        };
+        Ok(Self {
+            start: Some(now),
+            deadline_at,
+            attempt_deadline: attempt_deadline(inner, now, deadline_at),
+            permit,
+        })
+    }
+
+    /// The attempt's time limit, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.attempt_deadline
+    }
+
+    /// Records the attempt's success, dated by `now` only if something uses the date (see
+    /// [`PolicyMachine::needs_time_on_success`]).
+    #[inline]
+    pub(crate) fn succeed(self, policy: &Policy, now: impl FnOnce() -> Instant) {
+        let (Some(start), Some(p)) = (self.start, self.permit) else {
+            return;
+        };
+        let Some(b) = &policy.inner.breaker else {
+            return;
+        };
+        let t = if policy.inner.success_needs_time || p.is_probe() {
+            now()
+        } else {
+            start
+        };
+        // Unobserved: a transition (a probe closing the breaker) has no one to tell.
+        let _ = b.record(t, p, BreakerOutcome::Success);
     }
 }
 

@@ -64,9 +64,12 @@ pub(crate) struct PolicyInner {
     /// Exponentially weighted mean attempt time in nanoseconds (deadline prediction).
     pub(crate) attempt_nanos: AtomicU64,
     pub(crate) needs_clock: bool,
-    /// Whether a success must be reported with the time it happened (breaker buckets,
+    /// Whether a success must be reported with the time it happened (failure-rate buckets,
     /// learning strategies, attempt timing); otherwise the attempt's start time will do.
     pub(crate) success_needs_time: bool,
+    /// Whether a driver may run the first attempt without a machine (see
+    /// [`First`](crate::machine::First)).
+    pub(crate) light_first: bool,
     pub(crate) operation: Box<str>,
 }
 
@@ -276,7 +279,14 @@ impl PolicyBuilder {
     }
 
     fn assemble(self, retry: Retry) -> Policy {
-        let success_needs_time = self.breaker.is_some() || retry.feedback || retry.predict_deadline;
+        // A consecutive breaker's closed-state success uses no time (a probe's does, which
+        // the machine checks per call); a failure-rate breaker counts it in a time bucket.
+        let success_needs_time = self.breaker.as_ref().is_some_and(|b| b.is_failure_rate())
+            || retry.feedback
+            || retry.predict_deadline;
+        // The drivers' first attempt may run without a machine unless a success must be
+        // measured (learning strategies, deadline prediction).
+        let light_first = !retry.feedback && !retry.predict_deadline;
         let needs_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || self.breaker.is_some()
@@ -296,6 +306,7 @@ impl PolicyBuilder {
                 attempt_nanos: AtomicU64::new(0),
                 needs_clock,
                 success_needs_time,
+                light_first,
                 operation: self.operation,
             }),
         }

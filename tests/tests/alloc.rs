@@ -224,20 +224,74 @@ impl Timer for CountingClock {
     }
 }
 
-/// Clock reads of one successful call: none when the policy needs no clock, one (the start,
-/// for the deadline) for the defaults, two when a breaker dates the success as well.
-fn success_paths_read_the_clock_only_when_needed() {
-    let expected = [0, 1, 2];
-    let rt = tokio_rt();
-    for ((name, p), reads) in policies().into_iter().zip(expected) {
-        assert_eq!(p.needs_clock(), reads > 0, "{name}");
-        let ctx = p.context("clock");
+/// A policy with a failure-rate breaker (its buckets date every success).
+fn failure_rate_policy() -> Policy {
+    let breaker = CircuitBreaker::failure_rate(0.5, 10, Duration::from_secs(10))
+        .build()
+        .unwrap();
+    Policy::builder()
+        .retry(retry())
+        .breaker(Arc::new(breaker))
+        .build()
+        .unwrap()
+}
 
+/// A consecutive breaker past its recovery time at the test clock's start: the call is its
+/// half-open probe, whose success closes the breaker.
+fn probing_policy() -> Policy {
+    let breaker = Arc::new(
+        CircuitBreaker::consecutive(1, Duration::from_secs(10))
+            .recovery(Duration::from_millis(1))
+            .build()
+            .unwrap(),
+    );
+    let p = breaker.try_acquire(Instant::ZERO).unwrap();
+    breaker.record(
+        Instant::ZERO,
+        p,
+        BreakerOutcome::Failure(ErrorClass::Transient),
+    );
+    Policy::builder()
+        .retry(retry())
+        .breaker(breaker)
+        .build()
+        .unwrap()
+}
+
+/// Clock reads of one successful call: none when the policy needs no clock; one (the start)
+/// for a deadline and for a consecutive breaker with a budget (the deposit is dated by the
+/// start, a closed breaker's success by nothing); two when the success itself is dated: a
+/// failure-rate breaker's bucket, a probe that closes the breaker, an observed call.
+fn success_paths_read_the_clock_only_when_needed() {
+    let [a, b, c] = policies();
+    let observed = || {
+        Policy::builder()
+            .retry(retry())
+            .hook(|_: &redress::Event<'_>| {})
+            .build()
+            .unwrap()
+    };
+    let cases: [(&str, &dyn Fn() -> Policy, u32); 6] = [
+        (a.0, &|| a.1.clone(), 0),
+        (b.0, &|| b.1.clone(), 1),
+        (c.0, &|| c.1.clone(), 1),
+        ("failure-rate breaker", &failure_rate_policy, 2),
+        ("half-open probe", &probing_policy, 2),
+        ("observed", &observed, 2),
+    ];
+    let rt = tokio_rt();
+    for (name, policy, reads) in cases {
+        assert_eq!(policy().needs_clock(), reads > 0, "{name}");
+
+        let p = policy();
+        let ctx = p.context("clock");
         let clock = CountingClock::new();
         let r = redress_blocking::RunBlocking::run_with(&ctx, &clock, |_| Ok::<_, io::Error>(1));
         assert_eq!(r.unwrap(), 1);
         assert_eq!(clock.reads.get(), reads, "blocking, {name}");
 
+        let p = policy();
+        let ctx = p.context("clock");
         let clock = CountingClock::new();
         let r = rt.block_on(redress_tokio::RunAsync::run_with(
             &ctx,
@@ -247,12 +301,17 @@ fn success_paths_read_the_clock_only_when_needed() {
         assert_eq!(r.unwrap(), 1);
         assert_eq!(clock.reads.get(), reads, "tokio, {name}");
 
+        let p = policy();
+        let ctx = p.context("clock");
         let clock = CountingClock::new();
         let r = smol::block_on(redress_smol::RunAsync::run_with(&ctx, &clock, async |_| {
             Ok::<_, io::Error>(1)
         }));
         assert_eq!(r.unwrap(), 1);
         assert_eq!(clock.reads.get(), reads, "smol, {name}");
+        if let Some(b) = p.breaker() {
+            assert_eq!(b.state(), redress::CircuitState::Closed, "{name}");
+        }
     }
 }
 

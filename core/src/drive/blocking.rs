@@ -1,9 +1,10 @@
 //! The blocking loop.
 
 use crate::class::Classify;
-use crate::drive::step::{FIRST, Next, Run, check, first_attempt_is_bare};
+use crate::drive::step::{FIRST, Next, Run, admit_first, check, first_attempt_is_light};
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
+use crate::machine::First;
 use crate::report::CallReport;
 use crate::state::RetryState;
 use crate::time::{Clock, Instant, ManualClock, SystemClock};
@@ -86,22 +87,34 @@ where
     R: ResultCheck<T>,
     S: Sleeper + ?Sized,
 {
-    let mut first = None;
-    if first_attempt_is_bare(ctx, resume, report.is_some()) {
-        match check(ctx, op(FIRST)) {
-            Ok(v) => return Ok(v),
-            Err(failure) => first = Some(failure),
-        }
-    }
-    let mut run = Run::new(ctx, resume, report);
-    let mut next = run.start(|| sleeper.now());
-    if let Some(failure) = first {
-        // The machine's first decision is that same attempt: report how it ended.
-        next = match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
-            Ok(v) => return Ok(v),
-            Err(next) => next,
+    let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
+        let (first, failure) = if ctx.policy.needs_clock() {
+            let (first, a) = admit_first(ctx, || sleeper.now())?;
+            match check(ctx, op(a)) {
+                Ok(v) => {
+                    first.succeed(ctx.policy, || sleeper.now());
+                    return Ok(v);
+                }
+                Err(failure) => (first, failure),
+            }
+        } else {
+            ctx.run_on_attempt(&FIRST);
+            match check(ctx, op(FIRST)) {
+                Ok(v) => return Ok(v),
+                Err(failure) => (First::UNTIMED, failure),
+            }
         };
-    }
+        // The machine takes over the attempt that just failed.
+        let mut run = Run::from_first(ctx, first);
+        match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
+            Ok(v) => return Ok(v),
+            Err(next) => (run, next),
+        }
+    } else {
+        let mut run = Run::new(ctx, resume, report);
+        let next = run.start(|| sleeper.now());
+        (run, next)
+    };
     loop {
         next = match next {
             Next::Attempt(a) => match run.finish(|| sleeper.now(), op(a)) {

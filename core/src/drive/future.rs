@@ -7,9 +7,10 @@ use std::borrow::Borrow;
 
 use crate::class::Classify;
 use crate::drive::blocking::ManualSleeper;
-use crate::drive::step::{FIRST, Next, Run, check, first_attempt_is_bare};
+use crate::drive::step::{FIRST, Next, Run, admit_first, check, first_attempt_is_light};
 use crate::drive::{Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
+use crate::machine::First;
 use crate::report::CallReport;
 use crate::state::RetryState;
 use crate::time::{Clock, Instant};
@@ -55,20 +56,34 @@ impl Future for ManualSleep {
     }
 }
 
-/// Polls `a` and `b` together; `Some` with `a`'s output if it finished first.
-async fn race<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
+/// Polls `a` and the timer `b` together; `Some` with `a`'s output if it finished first.
+/// The timer is built only if `a` is not ready at its first poll, so an attempt that
+/// completes at once never creates (nor drops) a runtime timer.
+async fn race_timer<A: Future, B: Future<Output = ()>>(
+    a: A,
+    b: impl FnOnce() -> B,
+) -> Option<A::Output> {
     let mut a = pin!(a);
-    let mut b = pin!(b);
+    let mut make = Some(b);
+    let mut timer = pin!(None::<B>);
     poll_fn(|cx| {
         if let Poll::Ready(v) = a.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        if b.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
+        if let Some(make) = make.take() {
+            timer.set(Some(make()));
         }
-        Poll::Pending
+        match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
     })
     .await
+}
+
+/// Polls `a` and `b` together; `Some` with `a`'s output if it finished first.
+async fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> Option<A::Output> {
+    race_timer(a, || b).await
 }
 
 /// Runs one call of the async operation `op` through `ctx` (owned or borrowed) on `timer`.
@@ -98,28 +113,50 @@ where
     // Taking the context by value or by reference lets `call` return this future directly,
     // without a wrapper future that would copy it once more per call.
     let ctx = ctx.borrow();
-    let mut first = None;
-    if first_attempt_is_bare(ctx, resume, report.is_some()) {
-        match check(ctx, op(FIRST).await) {
-            Ok(v) => return Ok(v),
-            Err(failure) => first = Some(failure),
-        }
-    }
-    let mut run = Run::new(ctx, resume, report);
-    let mut next = run.start(|| timer.now());
-    if let Some(failure) = first {
-        // The machine's first decision is that same attempt: report how it ended.
-        next = match run.finish_checked(|| timer.now(), Err::<T, _>(failure)) {
-            Ok(v) => return Ok(v),
-            Err(next) => next,
+    let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
+        // The failure of the first attempt, or `None` if it ran out of time.
+        let (first, failure) = if ctx.policy.needs_clock() {
+            let (first, a) = admit_first(ctx, || timer.now())?;
+            let result = match a.deadline {
+                None => Some(op(a).await),
+                Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
+            };
+            match result.map(|r| check(ctx, r)) {
+                Some(Ok(v)) => {
+                    first.succeed(ctx.policy, || timer.now());
+                    return Ok(v);
+                }
+                Some(Err(failure)) => (first, Some(failure)),
+                None => (first, None),
+            }
+        } else {
+            ctx.run_on_attempt(&FIRST);
+            match check(ctx, op(FIRST).await) {
+                Ok(v) => return Ok(v),
+                Err(failure) => (First::UNTIMED, Some(failure)),
+            }
         };
-    }
+        // The machine takes over the attempt that just failed.
+        let mut run = Run::from_first(ctx, first);
+        let next = match failure {
+            Some(failure) => match run.finish_checked(|| timer.now(), Err::<T, _>(failure)) {
+                Ok(v) => return Ok(v),
+                Err(next) => next,
+            },
+            None => run.timed_out(timer.now()),
+        };
+        (run, next)
+    } else {
+        let mut run = Run::new(ctx, resume, report);
+        let next = run.start(|| timer.now());
+        (run, next)
+    };
     loop {
         next = match next {
             Next::Attempt(a) => {
                 let result = match a.deadline {
                     None => Some(op(a).await),
-                    Some(t) => race(op(a), timer.sleep_until(t)).await,
+                    Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
                 };
                 match result {
                     Some(r) => match run.finish(|| timer.now(), r) {

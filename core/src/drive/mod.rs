@@ -301,6 +301,7 @@ impl<'p, C, R> CallContext<'p, C, R> {
         self.abort.as_ref()
     }
 
+    #[inline]
     pub(crate) fn run_on_attempt(&self, a: &Attempt) {
         if let Some(h) = &self.on_attempt {
             let _ = catch_unwind(AssertUnwindSafe(|| h(a)));

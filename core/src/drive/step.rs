@@ -2,9 +2,9 @@
 
 use crate::class::Classify;
 use crate::decision::{Decision, Outcome, StopReason};
-use crate::drive::{Attempt, CallContext, ResultCheck, SleepInfo, SleepVerdict};
+use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck, SleepInfo, SleepVerdict};
 use crate::error::{LastFailure, RetryError};
-use crate::machine::PolicyMachine;
+use crate::machine::{First, PolicyMachine};
 use crate::report::CallReport;
 use crate::state::RetryState;
 use crate::time::Instant;
@@ -41,27 +41,57 @@ where
     }
 }
 
-/// Whether a call may run its first attempt before any machine exists: nothing observes
-/// or times it, so a success needs no machine at all (the common case costs one call).
-pub(crate) fn first_attempt_is_bare<C, R>(
+/// Whether a call may run its first attempt before any machine exists (see [`First`]):
+/// nothing observes it and nothing measures a success, so a success needs no machine at all
+/// (the common case costs an admission and one call).
+pub(crate) fn first_attempt_is_light<C, R>(
     ctx: &CallContext<'_, C, R>,
     resume: Option<&RetryState>,
     reporting: bool,
 ) -> bool {
     resume.is_none()
         && !reporting
-        && !ctx.policy.needs_clock()
+        && ctx.policy.inner.light_first
         && !ctx.policy.has_hook()
-        && ctx.on_attempt.is_none()
-        && ctx.abort.is_none()
+        && !ctx.abort.as_ref().is_some_and(AbortHandle::is_aborted)
 }
 
-/// The first attempt of a bare call.
+/// Admits the first attempt of a light call whose policy needs a clock at `now()`, and
+/// tells the `on_attempt` hook. `Err` is the error of a call the breaker rejected.
+#[inline]
+pub(crate) fn admit_first<'p, C, R, E, V>(
+    ctx: &CallContext<'p, C, R>,
+    now: impl FnOnce() -> Instant,
+) -> Result<(First<'p>, Attempt), RetryError<E, V>> {
+    let t = now();
+    let first = First::admit(ctx.policy, t).map_err(rejected)?;
+    let deadline = first.deadline();
+    let a = Attempt {
+        n: 1,
+        deadline,
+        time_limit: deadline.map(|d| d - t),
+    };
+    ctx.run_on_attempt(&a);
+    Ok((first, a))
+}
+
+/// The first attempt of an untimed call.
 pub(crate) const FIRST: Attempt = Attempt {
     n: 1,
     deadline: None,
     time_limit: None,
 };
+
+/// The error of a call rejected by an open breaker before its first attempt.
+#[cold]
+fn rejected<E, V>(until: Instant) -> RetryError<E, V> {
+    RetryError::new(
+        StopReason::CircuitOpen { until },
+        0,
+        None,
+        LastFailure::Nothing,
+    )
+}
 
 pub(crate) struct Run<'a, 'p, C, R, E, V> {
     ctx: &'a CallContext<'p, C, R>,
@@ -78,11 +108,29 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         resume: Option<&RetryState>,
         report: Option<&'a mut CallReport>,
     ) -> Self {
-        let policy = ctx.policy;
         let m = match resume {
-            Some(s) => PolicyMachine::resume(policy, s),
-            None => PolicyMachine::new(policy),
+            Some(s) => PolicyMachine::resume(ctx.policy, s),
+            None => PolicyMachine::new(ctx.policy),
         };
+        Self::with_machine(ctx, m, report)
+    }
+
+    /// The run of a light call whose first attempt failed: the machine takes over that
+    /// attempt, and the next input is [`finish_checked`](Self::finish_checked) or
+    /// [`timed_out`](Self::timed_out).
+    pub(crate) fn from_first(ctx: &'a CallContext<'p, C, R>, first: First<'a>) -> Self
+    where
+        'p: 'a,
+    {
+        Self::with_machine(ctx, PolicyMachine::from_first(ctx.policy, first), None)
+    }
+
+    fn with_machine(
+        ctx: &'a CallContext<'p, C, R>,
+        m: PolicyMachine<'a>,
+        report: Option<&'a mut CallReport>,
+    ) -> Self {
+        let policy = ctx.policy;
         let m = match &ctx.operation {
             Some(op) => m.with_operation(op),
             None => m,
@@ -149,7 +197,7 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
                 // deadline-only policy reads the clock once per successful call.
                 let t = if !self.m.is_timed() {
                     Instant::ZERO
-                } else if self.observe || self.ctx.policy.inner.success_needs_time {
+                } else if self.observe || self.m.needs_time_on_success() {
                     now()
                 } else {
                     self.m.last_now()
