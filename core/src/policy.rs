@@ -70,6 +70,7 @@ pub(crate) struct PolicyInner {
     /// Whether a driver may run the first attempt without a machine (see
     /// [`First`](crate::machine::First)).
     pub(crate) light_first: bool,
+    pub(crate) precise_clock: bool,
     pub(crate) operation: Box<str>,
 }
 
@@ -166,6 +167,15 @@ impl Policy {
     /// [`PolicyMachine::start_untimed`] and read no clock on the success path.
     pub fn needs_clock(&self) -> bool {
         self.inner.needs_clock
+    }
+
+    /// Whether the policy needs the precise time: true with a deadline, an attempt timeout,
+    /// a strategy that learns from outcomes, or deadline prediction. When false, what the
+    /// time is used for (budget and breaker buckets, the breaker's recovery time) is exact
+    /// enough with a reading a few milliseconds old, and drivers date the first attempt with
+    /// the clock's cheaper [`now_coarse`](crate::Clock::now_coarse).
+    pub fn needs_precise_clock(&self) -> bool {
+        self.inner.precise_clock
     }
 
     /// The typical attempt time this policy has measured (deadline prediction only).
@@ -287,6 +297,10 @@ impl PolicyBuilder {
         // The drivers' first attempt may run without a machine unless a success must be
         // measured (learning strategies, deadline prediction).
         let light_first = !retry.feedback && !retry.predict_deadline;
+        let precise_clock = retry.deadline.is_some()
+            || retry.attempt_timeout.is_some()
+            || retry.feedback
+            || retry.predict_deadline;
         let needs_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || self.breaker.is_some()
@@ -307,6 +321,7 @@ impl PolicyBuilder {
                 needs_clock,
                 success_needs_time,
                 light_first,
+                precise_clock,
                 operation: self.operation,
             }),
         }

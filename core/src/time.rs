@@ -139,17 +139,34 @@ impl fmt::Debug for Instant {
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> Instant;
+
+    /// The current time as a cheaper reading that may lag [`now`](Self::now) by up to one
+    /// tick of a coarse clock (a few milliseconds) and never runs ahead of it. Drivers use
+    /// it for calls whose time is only counted in buckets and recovery times (no deadline,
+    /// no attempt timeout; see [`Policy::needs_precise_clock`](crate::Policy::needs_precise_clock)).
+    ///
+    /// The default is [`now`](Self::now); [`SystemClock`] reads the kernel's coarse
+    /// monotonic clock on Linux.
+    fn now_coarse(&self) -> Instant {
+        self.now()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
     fn now(&self) -> Instant {
         (**self).now()
     }
+    fn now_coarse(&self) -> Instant {
+        (**self).now_coarse()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+    fn now_coarse(&self) -> Instant {
+        (**self).now_coarse()
     }
 }
 
@@ -205,13 +222,19 @@ impl Clock for ManualClock {
 ///
 /// Every `SystemClock` in a process shares the epoch (the first time any of them is read),
 /// so breakers and budgets shared between threads and drivers see comparable instants.
+///
+/// On Linux it reads `CLOCK_MONOTONIC` (the clock behind `std::time::Instant`) through the
+/// vDSO, and [`now_coarse`](Clock::now_coarse) reads `CLOCK_MONOTONIC_COARSE`, which costs
+/// no timestamp-counter read and lags by at most one kernel tick (1–10 ms). Elsewhere both
+/// read `std::time::Instant`. Instants from [`instant_from_std`](Self::instant_from_std)
+/// and from `now` agree to within the few nanoseconds it took to read the epoch.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct SystemClock;
 
 impl SystemClock {
     /// Maps a `std::time::Instant` onto redress's time line.
     pub fn instant_from_std(t: std::time::Instant) -> Instant {
-        Instant::from_nanos(duration_nanos(t.saturating_duration_since(epoch())))
+        Instant::from_nanos(duration_nanos(t.saturating_duration_since(epoch().std)))
     }
 
     /// Maps a redress [`Instant`] back onto `std::time::Instant`.
@@ -220,16 +243,103 @@ impl SystemClock {
     /// about thirty years from the epoch, which every caller treats as "never".
     pub fn std_from_instant(t: Instant) -> std::time::Instant {
         let far = Duration::from_secs(30 * 365 * 24 * 3600);
-        let e = epoch();
+        let e = epoch().std;
         e.checked_add(t.since_epoch().min(far)).unwrap_or(e)
     }
 }
 
-fn epoch() -> std::time::Instant {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(std::time::Instant::now)
+/// The process-wide epoch: a `std::time::Instant` and, on Linux, the monotonic clock's
+/// nanoseconds read right after it.
+struct Epoch {
+    std: std::time::Instant,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    mono: u64,
 }
 
+fn epoch() -> &'static Epoch {
+    static EPOCH: std::sync::OnceLock<Epoch> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(pair_clocks)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn pair_clocks() -> Epoch {
+    Epoch {
+        std: std::time::Instant::now(),
+    }
+}
+
+/// Reads std's clock between two reads of the monotonic clock and keeps the tightest of a
+/// few pairings, so the two mappings agree to within a few nanoseconds even if a read is
+/// preempted. (A failed read, which Linux does not do, would pair std's clock with zero:
+/// [`SystemClock::now`] would then read std's clock, not the epoch's offset.)
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn pair_clocks() -> Epoch {
+    let read = || read_nanos(ClockId::CLOCK_MONOTONIC).unwrap_or(0);
+    let mut best: Option<(u64, Epoch)> = None;
+    for _ in 0..8 {
+        let before = read();
+        let std = std::time::Instant::now();
+        let after = read();
+        let spread = after.saturating_sub(before);
+        if best.as_ref().is_none_or(|(s, _)| spread < *s) {
+            let mono = before.saturating_add(spread / 2);
+            best = Some((spread, Epoch { std, mono }));
+        }
+    }
+    best.map_or_else(
+        || Epoch {
+            std: std::time::Instant::now(),
+            mono: read(),
+        },
+        |(_, e)| e,
+    )
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use nix::time::ClockId;
+
+/// A monotonic clock's reading in nanoseconds (saturating; these clocks start at boot).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn read_nanos(id: ClockId) -> Option<u64> {
+    let t = nix::time::clock_gettime(id).ok()?;
+    let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec()).unwrap_or(0);
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+/// [`read_nanos`], or std's clock in its place if the read failed (which Linux does not do
+/// for the monotonic clocks).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn mono_nanos(id: ClockId) -> u64 {
+    read_nanos(id).unwrap_or_else(std_fallback_nanos)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cold]
+fn std_fallback_nanos() -> u64 {
+    let e = epoch();
+    let since = duration_nanos(std::time::Instant::now().saturating_duration_since(e.std));
+    e.mono.saturating_add(since)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Clock for SystemClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        let e = epoch().mono;
+        Instant::from_nanos(mono_nanos(ClockId::CLOCK_MONOTONIC).saturating_sub(e))
+    }
+
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        let e = epoch().mono;
+        Instant::from_nanos(mono_nanos(ClockId::CLOCK_MONOTONIC_COARSE).saturating_sub(e))
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Self::instant_from_std(std::time::Instant::now())
@@ -258,6 +368,27 @@ mod tests {
         assert_eq!(c.now(), Instant::from_secs(6));
         c.set(Instant::from_secs(1));
         assert_eq!(c.now(), Instant::from_secs(1));
+    }
+
+    #[test]
+    fn the_coarse_system_clock_lags_by_at_most_a_tick_and_never_leads() {
+        for _ in 0..1000 {
+            let coarse = SystemClock.now_coarse();
+            let now = SystemClock.now();
+            assert!(coarse <= now, "{coarse:?} > {now:?}");
+            assert!(
+                now - coarse < Duration::from_millis(100),
+                "{now:?} - {coarse:?}"
+            );
+        }
+        // `now` and the mapping of std's clock read one clock from one epoch.
+        let a = SystemClock.now();
+        let b = SystemClock::instant_from_std(std::time::Instant::now());
+        let c = SystemClock.now();
+        assert!(
+            a <= b + Duration::from_micros(1) && b <= c + Duration::from_micros(1),
+            "{a:?} {b:?} {c:?}"
+        );
     }
 
     #[test]

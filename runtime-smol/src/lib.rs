@@ -64,6 +64,10 @@ impl Timer for SmolTimer {
         SystemClock.now()
     }
 
+    fn now_coarse(&self) -> Instant {
+        SystemClock.now_coarse()
+    }
+
     fn sleep_until(&self, until: Instant) -> Self::Sleep {
         SmolSleep(async_io::Timer::at(SystemClock::std_from_instant(until)))
     }

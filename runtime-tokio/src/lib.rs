@@ -1,4 +1,4 @@
-//! Tokio driver for [redress](redress) policies.
+//! Tokio driver for [redress] policies.
 //!
 //! ```
 //! use redress::{ErrorClass, Retry};
@@ -50,6 +50,9 @@ use redress::{Instant, SystemClock};
 pub use redress::{AbortHandle, Attempt, CallContext};
 
 /// Tokio's clock and timer.
+///
+/// Its [`now_coarse`](Timer::now_coarse) is its `now`: tokio's clock can be paused and
+/// advanced by tests (`tokio::time::pause`), which only `tokio::time::Instant` follows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioTimer;
 

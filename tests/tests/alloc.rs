@@ -189,6 +189,7 @@ fn the_counter_sees_allocations() {
 struct CountingClock {
     inner: ManualSleeper,
     reads: Cell<u32>,
+    coarse: Cell<u32>,
 }
 
 impl CountingClock {
@@ -196,6 +197,7 @@ impl CountingClock {
         Self {
             inner: ManualSleeper::new(ManualClock::new(Instant::from_secs(1))),
             reads: Cell::new(0),
+            coarse: Cell::new(0),
         }
     }
 
@@ -203,11 +205,24 @@ impl CountingClock {
         self.reads.set(self.reads.get() + 1);
         Sleeper::now(&self.inner)
     }
+
+    fn read_coarse(&self) -> Instant {
+        self.coarse.set(self.coarse.get() + 1);
+        Sleeper::now(&self.inner)
+    }
+
+    /// (precise reads, coarse reads).
+    fn counts(&self) -> (u32, u32) {
+        (self.reads.get(), self.coarse.get())
+    }
 }
 
 impl Sleeper for CountingClock {
     fn now(&self) -> Instant {
         self.read()
+    }
+    fn now_coarse(&self) -> Instant {
+        self.read_coarse()
     }
     fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
         Sleeper::sleep_until(&self.inner, until, abort);
@@ -218,6 +233,9 @@ impl Timer for CountingClock {
     type Sleep = ManualSleep;
     fn now(&self) -> Instant {
         self.read()
+    }
+    fn now_coarse(&self) -> Instant {
+        self.read_coarse()
     }
     fn sleep_until(&self, until: Instant) -> ManualSleep {
         Timer::sleep_until(&self.inner, until)
@@ -230,7 +248,7 @@ fn failure_rate_policy() -> Policy {
         .build()
         .unwrap();
     Policy::builder()
-        .retry(retry())
+        .retry(retry().no_deadline())
         .breaker(Arc::new(breaker))
         .build()
         .unwrap()
@@ -252,16 +270,21 @@ fn probing_policy() -> Policy {
         BreakerOutcome::Failure(ErrorClass::Transient),
     );
     Policy::builder()
-        .retry(retry())
+        .retry(retry().no_deadline())
         .breaker(breaker)
         .build()
         .unwrap()
 }
 
-/// Clock reads of one successful call: none when the policy needs no clock; one (the start)
-/// for a deadline and for a consecutive breaker with a budget (the deposit is dated by the
-/// start, a closed breaker's success by nothing); two when the success itself is dated: a
-/// failure-rate breaker's bucket, a probe that closes the breaker, an observed call.
+/// A named policy maker and the (precise, coarse) clock reads of one successful call.
+type Case<'a> = (&'a str, &'a dyn Fn() -> Policy, (u32, u32));
+
+/// Clock reads of one successful call, as (precise, coarse): none when the policy needs no
+/// clock; one precise read (the start) with a deadline, breaker and budget or not; one
+/// coarse read for a consecutive breaker with a budget and no deadline (the deposit is
+/// dated by the start, a closed breaker's success by nothing, and neither needs more than
+/// bucket precision); two when the success itself is dated: a failure-rate breaker's bucket
+/// or a probe that closes the breaker (coarse), an observed call (precise, by the machine).
 fn success_paths_read_the_clock_only_when_needed() {
     let [a, b, c] = policies();
     let observed = || {
@@ -271,24 +294,38 @@ fn success_paths_read_the_clock_only_when_needed() {
             .build()
             .unwrap()
     };
-    let cases: [(&str, &dyn Fn() -> Policy, u32); 6] = [
-        (a.0, &|| a.1.clone(), 0),
-        (b.0, &|| b.1.clone(), 1),
-        (c.0, &|| c.1.clone(), 1),
-        ("failure-rate breaker", &failure_rate_policy, 2),
-        ("half-open probe", &probing_policy, 2),
-        ("observed", &observed, 2),
+    let undated = || {
+        let budget = Budget::ratio(0.2, 10.0, Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let breaker = CircuitBreaker::consecutive(5, Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Policy::builder()
+            .retry(retry().no_deadline().budget(Arc::new(budget)))
+            .breaker(Arc::new(breaker))
+            .build()
+            .unwrap()
+    };
+    let cases: [Case<'_>; 7] = [
+        (a.0, &|| a.1.clone(), (0, 0)),
+        (b.0, &|| b.1.clone(), (1, 0)),
+        (c.0, &|| c.1.clone(), (1, 0)),
+        ("breaker + budget, no deadline", &undated, (0, 1)),
+        ("failure-rate breaker", &failure_rate_policy, (0, 2)),
+        ("half-open probe", &probing_policy, (0, 2)),
+        ("observed", &observed, (2, 0)),
     ];
     let rt = tokio_rt();
     for (name, policy, reads) in cases {
-        assert_eq!(policy().needs_clock(), reads > 0, "{name}");
+        assert_eq!(policy().needs_clock(), reads != (0, 0), "{name}");
 
         let p = policy();
         let ctx = p.context("clock");
         let clock = CountingClock::new();
         let r = redress_blocking::RunBlocking::run_with(&ctx, &clock, |_| Ok::<_, io::Error>(1));
         assert_eq!(r.unwrap(), 1);
-        assert_eq!(clock.reads.get(), reads, "blocking, {name}");
+        assert_eq!(clock.counts(), reads, "blocking, {name}");
 
         let p = policy();
         let ctx = p.context("clock");
@@ -299,7 +336,7 @@ fn success_paths_read_the_clock_only_when_needed() {
             async |_| Ok::<_, io::Error>(1),
         ));
         assert_eq!(r.unwrap(), 1);
-        assert_eq!(clock.reads.get(), reads, "tokio, {name}");
+        assert_eq!(clock.counts(), reads, "tokio, {name}");
 
         let p = policy();
         let ctx = p.context("clock");
@@ -308,7 +345,7 @@ fn success_paths_read_the_clock_only_when_needed() {
             Ok::<_, io::Error>(1)
         }));
         assert_eq!(r.unwrap(), 1);
-        assert_eq!(clock.reads.get(), reads, "smol, {name}");
+        assert_eq!(clock.counts(), reads, "smol, {name}");
         if let Some(b) = p.breaker() {
             assert_eq!(b.state(), redress::CircuitState::Closed, "{name}");
         }

@@ -41,6 +41,12 @@ fn closed(g: &mut Group<'_>, threads: usize) {
     on_threads(
         g,
         threads,
+        "redress consecutive, coarse clock read per call",
+        || breaker_call(&consecutive, SystemClock.now_coarse(), op),
+    );
+    on_threads(
+        g,
+        threads,
         "redress failure-rate, clock read per call",
         || breaker_call(&rate, SystemClock.now(), op),
     );
@@ -80,6 +86,9 @@ fn open(g: &mut Group<'_>) {
     });
     on_threads(g, 1, "redress, clock read per call", || {
         breaker_call(&b, SystemClock.now(), op)
+    });
+    on_threads(g, 1, "redress, coarse clock read per call", || {
+        breaker_call(&b, SystemClock.now_coarse(), op)
     });
     on_threads(g, 1, "failsafe consecutive", || {
         failsafe::CircuitBreaker::call(&fs, op)

@@ -40,6 +40,16 @@ fn spend(g: &mut Group<'_>, threads: usize) {
             ours.withdraw(now, ErrorClass::Transient)
         },
     );
+    on_threads(
+        g,
+        threads,
+        "redress ratio: deposit + withdraw, coarse clock read per call",
+        || {
+            let now = SystemClock.now_coarse();
+            ours.deposit(now);
+            ours.withdraw(now, ErrorClass::Transient)
+        },
+    );
     // The same budget shared with a fleet (redress::fleet): the others' counts are merged
     // and the remainder split between two instances, so every withdrawal also counts the
     // fleet and checks this instance's share.

@@ -17,6 +17,9 @@ pub(crate) fn g_floor(c: &mut Criterion) {
     g.bench_function("redress SystemClock.now()", |b| {
         b.iter(|| SystemClock.now())
     });
+    g.bench_function("redress SystemClock.now_coarse()", |b| {
+        b.iter(|| SystemClock.now_coarse())
+    });
     g.bench_function("ref: tokio Instant::now() (read by redress-tokio)", |b| {
         b.iter(tokio::time::Instant::now)
     });

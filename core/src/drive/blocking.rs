@@ -13,6 +13,11 @@ use crate::time::{Clock, Instant, ManualClock, SystemClock};
 pub trait Sleeper {
     /// The current time.
     fn now(&self) -> Instant;
+    /// The current time, possibly a few milliseconds behind [`now`](Self::now) but never
+    /// ahead of it (see [`Clock::now_coarse`]). Defaults to `now`.
+    fn now_coarse(&self) -> Instant {
+        self.now()
+    }
     /// Blocks until `until`, or until `abort` fires.
     fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>);
 }
@@ -24,6 +29,10 @@ pub struct ThreadSleeper;
 impl Sleeper for ThreadSleeper {
     fn now(&self) -> Instant {
         SystemClock.now()
+    }
+
+    fn now_coarse(&self) -> Instant {
+        SystemClock.now_coarse()
     }
 
     fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
@@ -89,10 +98,18 @@ where
 {
     let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
         let (first, failure) = if ctx.policy.needs_clock() {
-            let (first, a) = admit_first(ctx, || sleeper.now())?;
+            let precise = ctx.policy.needs_precise_clock();
+            let now = || {
+                if precise {
+                    sleeper.now()
+                } else {
+                    sleeper.now_coarse()
+                }
+            };
+            let (first, a) = admit_first(ctx, now)?;
             match check(ctx, op(a)) {
                 Ok(v) => {
-                    first.succeed(ctx.policy, || sleeper.now());
+                    first.succeed(ctx.policy, now);
                     return Ok(v);
                 }
                 Err(failure) => (first, failure),

@@ -21,6 +21,11 @@ pub trait Timer {
     type Sleep: Future<Output = ()>;
     /// The current time.
     fn now(&self) -> Instant;
+    /// The current time, possibly a few milliseconds behind [`now`](Self::now) but never
+    /// ahead of it (see [`Clock::now_coarse`]). Defaults to `now`.
+    fn now_coarse(&self) -> Instant {
+        self.now()
+    }
     /// A future that completes at `until`.
     fn sleep_until(&self, until: Instant) -> Self::Sleep;
 }
@@ -116,14 +121,22 @@ where
     let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
         // The failure of the first attempt, or `None` if it ran out of time.
         let (first, failure) = if ctx.policy.needs_clock() {
-            let (first, a) = admit_first(ctx, || timer.now())?;
+            let precise = ctx.policy.needs_precise_clock();
+            let now = || {
+                if precise {
+                    timer.now()
+                } else {
+                    timer.now_coarse()
+                }
+            };
+            let (first, a) = admit_first(ctx, now)?;
             let result = match a.deadline {
                 None => Some(op(a).await),
                 Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
             };
             match result.map(|r| check(ctx, r)) {
                 Some(Ok(v)) => {
-                    first.succeed(ctx.policy, || timer.now());
+                    first.succeed(ctx.policy, now);
                     return Ok(v);
                 }
                 Some(Err(failure)) => (first, Some(failure)),
