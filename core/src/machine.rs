@@ -654,23 +654,9 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 
     fn measure_attempt(&mut self, now: Instant) {
-        if !self.policy.retry.predict_deadline {
-            return;
+        if let Some(started) = self.attempt_started {
+            measure_attempt(self.policy, started, now);
         }
-        let Some(started) = self.attempt_started else {
-            return;
-        };
-        let took = crate::time::duration_nanos(now.saturating_duration_since(started));
-        let old = self.policy.attempt_nanos.load(Ordering::Relaxed);
-        // EWMA with weight 1/8: new = old + (took - old) / 8, seeded by the first sample.
-        let new = if old == 0 {
-            took
-        } else {
-            (old - old / 8).saturating_add(took / 8)
-        };
-        self.policy
-            .attempt_nanos
-            .store(new.max(1), Ordering::Relaxed);
     }
 
     fn stop(&mut self, now: Instant, reason: StopReason) -> Decision {
@@ -716,13 +702,9 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 
     fn transition_event(&mut self, t: Option<Transition>, now: Instant) {
-        let kind = match t {
-            None => return,
-            Some(Transition::Opened) => EventKind::CircuitOpened,
-            Some(Transition::HalfOpened) => EventKind::CircuitHalfOpen,
-            Some(Transition::Closed) => EventKind::CircuitClosed,
-        };
-        self.push(kind, self.last_class, now);
+        if let Some(t) = t {
+            self.push(transition_kind(t), self.last_class, now);
+        }
     }
 
     fn clear_events(&mut self) {
@@ -748,12 +730,41 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 }
 
+/// The event of a breaker transition.
+pub(crate) const fn transition_kind(t: Transition) -> EventKind {
+    match t {
+        Transition::Opened => EventKind::CircuitOpened,
+        Transition::HalfOpened => EventKind::CircuitHalfOpen,
+        Transition::Closed => EventKind::CircuitClosed,
+    }
+}
+
+/// Folds the time of an attempt that started at `started` and ended at `now` into the
+/// policy's typical attempt time (deadline prediction only).
+fn measure_attempt(policy: &PolicyInner, started: Instant, now: Instant) {
+    if !policy.retry.predict_deadline {
+        return;
+    }
+    let took = crate::time::duration_nanos(now.saturating_duration_since(started));
+    let old = policy.attempt_nanos.load(Ordering::Relaxed);
+    // EWMA with weight 1/8: new = old + (took - old) / 8, seeded by the first sample.
+    let new = if old == 0 {
+        took
+    } else {
+        (old - old / 8).saturating_add(took / 8)
+    };
+    policy.attempt_nanos.store(new.max(1), Ordering::Relaxed);
+}
+
 /// The deadline of a call started at `now` that already ran for `offset`.
+#[inline]
 fn call_deadline(policy: &PolicyInner, now: Instant, offset: Duration) -> Option<Instant> {
-    policy
-        .retry
-        .deadline
-        .map(|d| now.saturating_add(d.saturating_sub(offset)))
+    let d = policy.retry.deadline?;
+    Some(if offset.is_zero() {
+        now.saturating_add(d)
+    } else {
+        now.saturating_add(d.saturating_sub(offset))
+    })
 }
 
 /// The time limit of an attempt started at `now`: the earlier of its own timeout and the
@@ -770,11 +781,13 @@ fn attempt_deadline(
     }
 }
 
-/// A call's first attempt, admitted without building a machine: the drivers' fast path for
-/// calls nobody observes. Admission does what [`PolicyMachine::start`] does (deadline,
-/// budget deposit, breaker permit); a success is recorded by [`succeed`](Self::succeed),
-/// and a failure hands the attempt to [`PolicyMachine::from_first`], which goes on exactly
-/// as if the machine had started the call.
+/// A call's first attempt, admitted without building a machine: the drivers' fast path.
+/// Admission does what [`PolicyMachine::start`] does (deadline, budget deposit, breaker
+/// permit); a success is recorded by [`succeed`](Self::succeed) as the machine would
+/// (breaker, learning strategies, attempt timing), and a failure hands the attempt to
+/// [`PolicyMachine::from_first`], which goes on exactly as if it had started the call.
+/// The driver emits the events the machine would have queued ([`transition`](Self::transition)
+/// after admission, then what `succeed` returns).
 pub(crate) struct First<'p> {
     start: Option<Instant>,
     deadline_at: Option<Instant>,
@@ -793,10 +806,7 @@ impl<'p> First<'p> {
 
     /// Admits the first attempt of a new call of `policy` at `now`, or returns the end of
     /// the breaker's open state.
-    ///
-    /// Only for calls whose events nobody drains: a breaker transition caused by the
-    /// admission (a first probe) is not reported.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admit(policy: &'p Policy, now: Instant) -> Result<Self, Instant> {
         let inner = &*policy.inner;
         let deadline_at = call_deadline(inner, now, Duration::ZERO);
@@ -820,23 +830,52 @@ impl<'p> First<'p> {
         self.attempt_deadline
     }
 
-    /// Records the attempt's success, dated by `now` only if something uses the date (see
-    /// [`PolicyMachine::needs_time_on_success`]).
+    /// Whether the attempt is timed (its policy needs a clock).
+    pub(crate) fn is_timed(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// The breaker transition the admission caused (the first probe after the recovery
+    /// time half-opens the breaker).
+    pub(crate) fn transition(&self) -> Option<Transition> {
+        self.permit.as_ref().and_then(Permit::transition)
+    }
+
+    /// Whether [`succeed`](Self::succeed) needs the time of the success; see
+    /// [`PolicyMachine::needs_time_on_success`].
+    pub(crate) fn needs_time_on_success(&self, policy: &Policy) -> bool {
+        self.start.is_some()
+            && (policy.inner.success_needs_time
+                || self.permit.as_ref().is_some_and(Permit::is_probe))
+    }
+
+    /// The time since admission at `now` (zero when untimed).
+    pub(crate) fn elapsed(&self, now: Instant) -> Duration {
+        self.start
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
+
+    /// Records the attempt's success at `now`, which is any instant unless
+    /// [`needs_time_on_success`](Self::needs_time_on_success); returns the breaker
+    /// transition it caused (a probe closing the breaker).
     #[inline]
-    pub(crate) fn succeed(self, policy: &Policy, now: impl FnOnce() -> Instant) {
-        let (Some(start), Some(p)) = (self.start, self.permit) else {
-            return;
+    pub(crate) fn succeed(self, policy: &Policy, now: Instant) -> Option<Transition> {
+        let start = self.start?;
+        let inner = &*policy.inner;
+        let now = now.max(start);
+        measure_attempt(inner, start, now);
+        let transition = match (&inner.breaker, self.permit) {
+            (Some(b), Some(p)) => b.record(now, p, BreakerOutcome::Success),
+            _ => None,
         };
-        let Some(b) = &policy.inner.breaker else {
-            return;
-        };
-        let t = if policy.inner.success_needs_time || p.is_probe() {
-            now()
-        } else {
-            start
-        };
-        // Unobserved: a transition (a probe closing the breaker) has no one to tell.
-        let _ = b.record(t, p, BreakerOutcome::Success);
+        if inner.retry.feedback {
+            for (_, s) in inner.retry.strategies() {
+                if s.wants_feedback() {
+                    s.observe(now, false);
+                }
+            }
+        }
+        transition
     }
 }
 

@@ -67,9 +67,6 @@ pub(crate) struct PolicyInner {
     /// Whether a success must be reported with the time it happened (failure-rate buckets,
     /// learning strategies, attempt timing); otherwise the attempt's start time will do.
     pub(crate) success_needs_time: bool,
-    /// Whether a driver may run the first attempt without a machine (see
-    /// [`First`](crate::machine::First)).
-    pub(crate) light_first: bool,
     pub(crate) precise_clock: bool,
     pub(crate) operation: Box<str>,
 }
@@ -294,9 +291,6 @@ impl PolicyBuilder {
         let success_needs_time = self.breaker.as_ref().is_some_and(|b| b.is_failure_rate())
             || retry.feedback
             || retry.predict_deadline;
-        // The drivers' first attempt may run without a machine unless a success must be
-        // measured (learning strategies, deadline prediction).
-        let light_first = !retry.feedback && !retry.predict_deadline;
         let precise_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || retry.feedback
@@ -320,7 +314,6 @@ impl PolicyBuilder {
                 attempt_nanos: AtomicU64::new(0),
                 needs_clock,
                 success_needs_time,
-                light_first,
                 precise_clock,
                 operation: self.operation,
             }),

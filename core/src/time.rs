@@ -223,11 +223,10 @@ impl Clock for ManualClock {
 /// Every `SystemClock` in a process shares the epoch (the first time any of them is read),
 /// so breakers and budgets shared between threads and drivers see comparable instants.
 ///
-/// On Linux it reads `CLOCK_MONOTONIC` (the clock behind `std::time::Instant`) through the
-/// vDSO, and [`now_coarse`](Clock::now_coarse) reads `CLOCK_MONOTONIC_COARSE`, which costs
-/// no timestamp-counter read and lags by at most one kernel tick (1–10 ms). Elsewhere both
-/// read `std::time::Instant`. Instants from [`instant_from_std`](Self::instant_from_std)
-/// and from `now` agree to within the few nanoseconds it took to read the epoch.
+/// [`now`](Clock::now) reads `std::time::Instant`. On Linux,
+/// [`now_coarse`](Clock::now_coarse) reads `CLOCK_MONOTONIC_COARSE`, which costs no
+/// timestamp-counter read (about half of `now` here) and lags by at most one kernel tick
+/// (1–10 ms); elsewhere it is `now`.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct SystemClock;
 
@@ -248,14 +247,15 @@ impl SystemClock {
     }
 }
 
-/// The process-wide epoch: a `std::time::Instant` and, on Linux, the monotonic clock's
-/// nanoseconds read right after it.
+/// The process-wide epoch: a `std::time::Instant` and, on Linux, a reading of the
+/// monotonic clock taken right after it.
 struct Epoch {
     std: std::time::Instant,
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    mono: u64,
+    mono: Option<u64>,
 }
 
+#[inline]
 fn epoch() -> &'static Epoch {
     static EPOCH: std::sync::OnceLock<Epoch> = std::sync::OnceLock::new();
     EPOCH.get_or_init(pair_clocks)
@@ -268,28 +268,28 @@ fn pair_clocks() -> Epoch {
     }
 }
 
-/// Reads std's clock between two reads of the monotonic clock and keeps the tightest of a
-/// few pairings, so the two mappings agree to within a few nanoseconds even if a read is
-/// preempted. (A failed read, which Linux does not do, would pair std's clock with zero:
-/// [`SystemClock::now`] would then read std's clock, not the epoch's offset.)
+/// Reads std's clock (which is `CLOCK_MONOTONIC`) and the monotonic clock right after it,
+/// keeping the tightest of a few pairings. The monotonic reading is taken *after* std's,
+/// so an instant of the coarse clock never runs ahead of `now` (it may lag by the pairing's
+/// spread, tens of nanoseconds, on top of its tick).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn pair_clocks() -> Epoch {
-    let read = || read_nanos(ClockId::CLOCK_MONOTONIC).unwrap_or(0);
+    let read = || mono_nanos(ClockId::CLOCK_MONOTONIC);
     let mut best: Option<(u64, Epoch)> = None;
     for _ in 0..8 {
-        let before = read();
-        let std = std::time::Instant::now();
-        let after = read();
+        let (Some(before), std, Some(after)) = (read(), std::time::Instant::now(), read()) else {
+            break;
+        };
         let spread = after.saturating_sub(before);
         if best.as_ref().is_none_or(|(s, _)| spread < *s) {
-            let mono = before.saturating_add(spread / 2);
+            let mono = Some(after);
             best = Some((spread, Epoch { std, mono }));
         }
     }
     best.map_or_else(
         || Epoch {
             std: std::time::Instant::now(),
-            mono: read(),
+            mono: None,
         },
         |(_, e)| e,
     )
@@ -301,48 +301,27 @@ use nix::time::ClockId;
 /// A monotonic clock's reading in nanoseconds (saturating; these clocks start at boot).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[inline]
-fn read_nanos(id: ClockId) -> Option<u64> {
+fn mono_nanos(id: ClockId) -> Option<u64> {
     let t = nix::time::clock_gettime(id).ok()?;
     let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
     let nanos = u64::try_from(t.tv_nsec()).unwrap_or(0);
     Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
-/// [`read_nanos`], or std's clock in its place if the read failed (which Linux does not do
-/// for the monotonic clocks).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[inline]
-fn mono_nanos(id: ClockId) -> u64 {
-    read_nanos(id).unwrap_or_else(std_fallback_nanos)
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[cold]
-fn std_fallback_nanos() -> u64 {
-    let e = epoch();
-    let since = duration_nanos(std::time::Instant::now().saturating_duration_since(e.std));
-    e.mono.saturating_add(since)
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
 impl Clock for SystemClock {
     #[inline]
-    fn now(&self) -> Instant {
-        let e = epoch().mono;
-        Instant::from_nanos(mono_nanos(ClockId::CLOCK_MONOTONIC).saturating_sub(e))
-    }
-
-    #[inline]
-    fn now_coarse(&self) -> Instant {
-        let e = epoch().mono;
-        Instant::from_nanos(mono_nanos(ClockId::CLOCK_MONOTONIC_COARSE).saturating_sub(e))
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Self::instant_from_std(std::time::Instant::now())
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE` on Linux (or `now`, should it ever fail to read).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        match (epoch().mono, mono_nanos(ClockId::CLOCK_MONOTONIC_COARSE)) {
+            (Some(e), Some(t)) => Instant::from_nanos(t.saturating_sub(e)),
+            _ => self.now(),
+        }
     }
 }
 

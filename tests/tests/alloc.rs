@@ -1,5 +1,6 @@
 //! The success paths and the rejection path allocate nothing: dhat's counting global
-//! allocator measures every call on every driver. One test function runs every case in
+//! allocator measures every call on every driver. (A call that retries allocates one
+//! block on the async drivers, its boxed retry loop, and none on the blocking driver.) One test function runs every case in
 //! turn, so no other test thread allocates while a case is measured. The same function
 //! counts clock reads: a policy that needs no clock reads none on its success path.
 //!
@@ -157,6 +158,48 @@ fn a_tracing_hook_without_a_subscriber_allocates_nothing() {
         .build()
         .unwrap();
     calls_allocate_nothing(&policy, "tracing hook, no subscriber", true);
+}
+
+/// A call whose first attempt fails: the blocking driver keeps its machine on the stack;
+/// the async drivers box the machine and the retry loop, once per call (the price of a
+/// small future for every call that succeeds at once).
+fn a_retried_call_allocates_at_most_its_boxed_loop() {
+    let policy = Retry::builder()
+        .max_attempts(3)
+        .strategy(redress::backoff::constant(Duration::ZERO))
+        .no_deadline()
+        .policy()
+        .unwrap();
+    let fail_once = || {
+        let mut n = 0;
+        move |_: redress::Attempt| {
+            n += 1;
+            if n == 1 {
+                Err(io::Error::from(io::ErrorKind::ConnectionReset))
+            } else {
+                Ok(n)
+            }
+        }
+    };
+    let (n, r) = fewest_allocations!(redress_blocking::call(&policy, fail_once()));
+    assert_eq!(r.unwrap(), 2);
+    assert_eq!(n, 0, "blocking");
+    tokio_rt().block_on(async {
+        let (n, r) = fewest_allocations!({
+            let mut op = fail_once();
+            redress_tokio::call(&policy, async |a| op(a)).await
+        });
+        assert_eq!(r.unwrap(), 2);
+        assert_eq!(n, 1, "tokio");
+    });
+    smol::block_on(async {
+        let (n, r) = fewest_allocations!({
+            let mut op = fail_once();
+            redress_smol::call(&policy, async |a| op(a)).await
+        });
+        assert_eq!(r.unwrap(), 2);
+        assert_eq!(n, 1, "smol");
+    });
 }
 
 fn the_machine_alone_allocates_nothing() {
@@ -363,5 +406,6 @@ fn hot_paths_allocate_nothing_and_read_the_clock_only_when_needed() {
     an_open_breaker_rejects_without_allocating();
     a_tracing_hook_without_a_subscriber_allocates_nothing();
     the_machine_alone_allocates_nothing();
+    a_retried_call_allocates_at_most_its_boxed_loop();
     success_paths_read_the_clock_only_when_needed();
 }

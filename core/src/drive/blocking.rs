@@ -1,7 +1,10 @@
 //! The blocking loop.
 
 use crate::class::Classify;
-use crate::drive::step::{FIRST, Next, Run, admit_first, check, first_attempt_is_light};
+use crate::drive::step::{
+    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise,
+    succeed_first,
+};
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
 use crate::machine::First;
@@ -96,33 +99,41 @@ where
     R: ResultCheck<T>,
     S: Sleeper + ?Sized,
 {
-    let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
-        let (first, failure) = if ctx.policy.needs_clock() {
-            let precise = ctx.policy.needs_precise_clock();
-            let now = || {
-                if precise {
-                    sleeper.now()
-                } else {
-                    sleeper.now_coarse()
-                }
+    let mut report = report;
+    let (mut run, mut next) = if first_attempt_is_light(ctx, resume) {
+        let reporting = report.is_some();
+        let now = || {
+            if light_call_is_precise(ctx, reporting) {
+                sleeper.now()
+            } else {
+                sleeper.now_coarse()
+            }
+        };
+        let failure = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
+            let (first, a) = if ctx.policy.needs_clock() {
+                admit_first(ctx, &mut report, now)?
+            } else {
+                ctx.run_on_attempt(&FIRST);
+                (First::UNTIMED, FIRST)
             };
-            let (first, a) = admit_first(ctx, now)?;
             match check(ctx, op(a)) {
                 Ok(v) => {
-                    first.succeed(ctx.policy, now);
+                    succeed_first(ctx, first, &mut report, now);
                     return Ok(v);
                 }
                 Err(failure) => (first, failure),
             }
         } else {
+            // Nothing to admit, date or tell: the attempt alone.
             ctx.run_on_attempt(&FIRST);
             match check(ctx, op(FIRST)) {
                 Ok(v) => return Ok(v),
                 Err(failure) => (First::UNTIMED, failure),
             }
         };
+        let (first, failure) = failure;
         // The machine takes over the attempt that just failed.
-        let mut run = Run::from_first(ctx, first);
+        let mut run = Run::from_first(ctx, first, report);
         match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
             Ok(v) => return Ok(v),
             Err(next) => (run, next),

@@ -6,9 +6,14 @@ use core::task::{Context, Poll};
 use std::borrow::Borrow;
 
 use crate::class::Classify;
+use crate::decision::Outcome;
 use crate::drive::blocking::ManualSleeper;
-use crate::drive::step::{FIRST, Next, Run, admit_first, check, first_attempt_is_light};
+use crate::drive::step::{
+    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise,
+    succeed_first,
+};
 use crate::drive::{Attempt, CallContext, ResultCheck};
+use crate::error::LastFailure;
 use crate::error::RetryError;
 use crate::machine::First;
 use crate::report::CallReport;
@@ -99,6 +104,11 @@ async fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> Option<A::Output
 /// machine, which releases its breaker permit: nothing is counted twice and no probe slot
 /// is lost.
 ///
+/// The first attempt runs without a machine: a success or a rejection allocates nothing,
+/// and the returned future holds little more than that attempt. A call that goes on (a
+/// failure, a resumed call, an abort before the start) boxes its machine and retry loop
+/// once (one allocation of about 1.5 KB), so the future stays small for the common case.
+///
 /// # Errors
 /// A [`RetryError`] saying why the call stopped without success.
 pub async fn run_async<'p, T, E, F, C, R, Tm, X>(
@@ -118,51 +128,95 @@ where
     // Taking the context by value or by reference lets `call` return this future directly,
     // without a wrapper future that would copy it once more per call.
     let ctx = ctx.borrow();
-    let (mut run, mut next) = if first_attempt_is_light(ctx, resume, report.is_some()) {
-        // The failure of the first attempt, or `None` if it ran out of time.
-        let (first, failure) = if ctx.policy.needs_clock() {
-            let precise = ctx.policy.needs_precise_clock();
-            let now = || {
-                if precise {
-                    timer.now()
-                } else {
-                    timer.now_coarse()
-                }
-            };
-            let (first, a) = admit_first(ctx, now)?;
-            let result = match a.deadline {
-                None => Some(op(a).await),
-                Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
-            };
-            match result.map(|r| check(ctx, r)) {
-                Some(Ok(v)) => {
-                    first.succeed(ctx.policy, now);
-                    return Ok(v);
-                }
-                Some(Err(failure)) => (first, Some(failure)),
-                None => (first, None),
-            }
+    let mut report = report;
+    if !first_attempt_is_light(ctx, resume) {
+        return Box::pin(retry_loop(ctx, timer, Begin::Start(resume), report, op)).await;
+    }
+    let reporting = report.is_some();
+    let now = || {
+        if light_call_is_precise(ctx, reporting) {
+            timer.now()
+        } else {
+            timer.now_coarse()
+        }
+    };
+    // The first attempt's failure, or `None` if it ran out of time.
+    let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
+        let (first, a) = if ctx.policy.needs_clock() {
+            admit_first(ctx, &mut report, now)?
         } else {
             ctx.run_on_attempt(&FIRST);
-            match check(ctx, op(FIRST).await) {
-                Ok(v) => return Ok(v),
-                Err(failure) => (First::UNTIMED, Some(failure)),
+            (First::UNTIMED, FIRST)
+        };
+        let result = match a.deadline {
+            None => Some(op(a).await),
+            Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
+        };
+        match result.map(|r| check(ctx, r)) {
+            Some(Ok(v)) => {
+                succeed_first(ctx, first, &mut report, now);
+                return Ok(v);
             }
-        };
-        // The machine takes over the attempt that just failed.
-        let mut run = Run::from_first(ctx, first);
-        let next = match failure {
-            Some(failure) => match run.finish_checked(|| timer.now(), Err::<T, _>(failure)) {
-                Ok(v) => return Ok(v),
-                Err(next) => next,
-            },
-            None => run.timed_out(timer.now()),
-        };
-        (run, next)
+            Some(Err(failure)) => (first, Some(failure)),
+            None => (first, None),
+        }
     } else {
-        let mut run = Run::new(ctx, resume, report);
-        let next = run.start(|| timer.now());
-        (run, next)
+        // Nothing to admit, date or tell: the attempt alone.
+        ctx.run_on_attempt(&FIRST);
+        match check(ctx, op(FIRST).await) {
+            Ok(v) => return Ok(v),
+            Err(failure) => (First::UNTIMED, Some(failure)),
+        }
+    };
+    Box::pin(retry_loop(
+        ctx,
+        timer,
+        Begin::After(first, failure),
+        report,
+        op,
+    ))
+    .await
+}
+
+/// How the machine's loop begins: with a fresh (or resumed) start, or after a light first
+/// attempt that failed (`None`: it ran out of time).
+enum Begin<'a, 's, E, V> {
+    Start(Option<&'s RetryState>),
+    After(First<'a>, Option<(Outcome, LastFailure<E, V>)>),
+}
+
+/// The machine's loop: every attempt after a light first one, or the whole call.
+async fn retry_loop<'a, 'p, T, E, F, C, R, Tm>(
+    ctx: &'a CallContext<'p, C, R>,
+    timer: &Tm,
+    begin: Begin<'a, '_, E, R::Kept>,
+    report: Option<&'a mut CallReport>,
+    mut op: F,
+) -> Result<T, RetryError<E, R::Kept>>
+where
+    F: AsyncFnMut(Attempt) -> Result<T, E>,
+    C: Classify<E>,
+    R: ResultCheck<T>,
+    Tm: Timer + ?Sized,
+{
+    let (mut run, mut next) = match begin {
+        Begin::Start(resume) => {
+            let mut run = Run::new(ctx, resume, report);
+            let next = run.start(|| timer.now());
+            (run, next)
+        }
+        Begin::After(first, failure) => {
+            // The machine takes over the attempt that just failed.
+            let mut run = Run::from_first(ctx, first, report);
+            let next = match failure {
+                Some(failure) => match run.finish_checked(|| timer.now(), Err::<T, _>(failure)) {
+                    Ok(v) => return Ok(v),
+                    Err(next) => next,
+                },
+                None => run.timed_out(timer.now()),
+            };
+            (run, next)
+        }
     };
     loop {
         next = match next {

@@ -1,10 +1,13 @@
 //! One call in progress: the machine plus what the driver loop needs around it.
 
+use core::time::Duration;
+
 use crate::class::Classify;
 use crate::decision::{Decision, Outcome, StopReason};
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck, SleepInfo, SleepVerdict};
 use crate::error::{LastFailure, RetryError};
-use crate::machine::{First, PolicyMachine};
+use crate::event::{Event, EventKind};
+use crate::machine::{First, PolicyMachine, transition_kind};
 use crate::report::CallReport;
 use crate::state::RetryState;
 use crate::time::Instant;
@@ -41,30 +44,40 @@ where
     }
 }
 
-/// Whether a call may run its first attempt before any machine exists (see [`First`]):
-/// nothing observes it and nothing measures a success, so a success needs no machine at all
-/// (the common case costs an admission and one call).
+/// Whether a call may run its first attempt before any machine exists (see [`First`]): a
+/// new call (not a resumed one) whose abort handle has not fired. Its first attempt costs
+/// an admission and one call; only a failure builds the machine.
 pub(crate) fn first_attempt_is_light<C, R>(
     ctx: &CallContext<'_, C, R>,
     resume: Option<&RetryState>,
-    reporting: bool,
 ) -> bool {
-    resume.is_none()
-        && !reporting
-        && ctx.policy.inner.light_first
-        && !ctx.policy.has_hook()
-        && !ctx.abort.as_ref().is_some_and(AbortHandle::is_aborted)
+    resume.is_none() && !ctx.abort.as_ref().is_some_and(AbortHandle::is_aborted)
 }
 
-/// Admits the first attempt of a light call whose policy needs a clock at `now()`, and
-/// tells the `on_attempt` hook. `Err` is the error of a call the breaker rejected.
-#[inline]
+/// Whether a light call reads the precise clock: when the policy needs it (a deadline, an
+/// attempt timeout, learning, prediction) or someone observes the call (events carry
+/// elapsed times); otherwise the coarse clock dates buckets well enough.
+pub(crate) fn light_call_is_precise<C, R>(ctx: &CallContext<'_, C, R>, reporting: bool) -> bool {
+    ctx.policy.needs_precise_clock() || reporting || ctx.policy.has_hook()
+}
+
+/// Admits the first attempt of a light call whose policy needs a clock at `now()`, reports
+/// the admission's breaker transition, and tells the `on_attempt` hook. `Err` is the error
+/// of a call the breaker rejected.
+#[inline(always)]
 pub(crate) fn admit_first<'p, C, R, E, V>(
     ctx: &CallContext<'p, C, R>,
+    report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
 ) -> Result<(First<'p>, Attempt), RetryError<E, V>> {
     let t = now();
-    let first = First::admit(ctx.policy, t).map_err(rejected)?;
+    let first = match First::admit(ctx.policy, t) {
+        Ok(first) => first,
+        Err(until) => return Err(rejected(ctx, report, until)),
+    };
+    if let Some(tr) = first.transition() {
+        emit_first(ctx, report, transition_kind(tr), 0, Duration::ZERO);
+    }
     let deadline = first.deadline();
     let a = Attempt {
         n: 1,
@@ -75,6 +88,71 @@ pub(crate) fn admit_first<'p, C, R, E, V>(
     Ok((first, a))
 }
 
+/// Records the success of a light call's first attempt, dated by `now()` only if something
+/// uses the date, and reports it.
+#[inline]
+pub(crate) fn succeed_first<C, R>(
+    ctx: &CallContext<'_, C, R>,
+    first: First<'_>,
+    report: &mut Option<&mut CallReport>,
+    now: impl FnOnce() -> Instant,
+) {
+    if report.is_some() || ctx.policy.has_hook() {
+        return succeed_first_observed(ctx, first, report, now);
+    }
+    if first.is_timed() {
+        // Any instant will do unless the success is dated: the admission dates it.
+        let t = if first.needs_time_on_success(ctx.policy) {
+            now()
+        } else {
+            Instant::ZERO
+        };
+        let _ = first.succeed(ctx.policy, t);
+    }
+}
+
+/// [`succeed_first`] for an observed call: dated when timed, and reported.
+#[inline(never)]
+fn succeed_first_observed<C, R>(
+    ctx: &CallContext<'_, C, R>,
+    first: First<'_>,
+    report: &mut Option<&mut CallReport>,
+    now: impl FnOnce() -> Instant,
+) {
+    let t = if first.is_timed() {
+        now()
+    } else {
+        Instant::ZERO
+    };
+    let elapsed = first.elapsed(t);
+    if let Some(tr) = first.succeed(ctx.policy, t) {
+        emit_first(ctx, report, transition_kind(tr), 1, elapsed);
+    }
+    emit_first(ctx, report, EventKind::Success, 1, elapsed);
+}
+
+/// Hands an event of a light call's first attempt to the hook and the report, as the
+/// machine would have queued it.
+fn emit_first<C, R>(
+    ctx: &CallContext<'_, C, R>,
+    report: &mut Option<&mut CallReport>,
+    kind: EventKind,
+    attempt: u32,
+    elapsed: Duration,
+) {
+    let e = Event {
+        kind,
+        attempt,
+        class: None,
+        elapsed,
+        operation: ctx.operation.as_deref().unwrap_or(ctx.policy.operation()),
+    };
+    ctx.policy.emit(&e);
+    if let Some(r) = report.as_deref_mut() {
+        r.observe(&e);
+    }
+}
+
 /// The first attempt of an untimed call.
 pub(crate) const FIRST: Attempt = Attempt {
     n: 1,
@@ -82,9 +160,20 @@ pub(crate) const FIRST: Attempt = Attempt {
     time_limit: None,
 };
 
-/// The error of a call rejected by an open breaker before its first attempt.
+/// The error of a call rejected by an open breaker before its first attempt, reported.
 #[cold]
-fn rejected<E, V>(until: Instant) -> RetryError<E, V> {
+fn rejected<C, R, E, V>(
+    ctx: &CallContext<'_, C, R>,
+    report: &mut Option<&mut CallReport>,
+    until: Instant,
+) -> RetryError<E, V> {
+    emit_first(
+        ctx,
+        report,
+        EventKind::CircuitRejected { until },
+        0,
+        Duration::ZERO,
+    );
     RetryError::new(
         StopReason::CircuitOpen { until },
         0,
@@ -118,11 +207,15 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
     /// The run of a light call whose first attempt failed: the machine takes over that
     /// attempt, and the next input is [`finish_checked`](Self::finish_checked) or
     /// [`timed_out`](Self::timed_out).
-    pub(crate) fn from_first(ctx: &'a CallContext<'p, C, R>, first: First<'a>) -> Self
+    pub(crate) fn from_first(
+        ctx: &'a CallContext<'p, C, R>,
+        first: First<'a>,
+        report: Option<&'a mut CallReport>,
+    ) -> Self
     where
         'p: 'a,
     {
-        Self::with_machine(ctx, PolicyMachine::from_first(ctx.policy, first), None)
+        Self::with_machine(ctx, PolicyMachine::from_first(ctx.policy, first), report)
     }
 
     fn with_machine(
