@@ -144,6 +144,16 @@ fn sizes() {
     let f = redress_tokio::call(&p, async |_| s.attempt());
     println!("redress_tokio::call future {:>3} bytes", size_of_val(&f));
     drop(f);
+    println!(
+        "tokio::time::Sleep       {:>5} bytes",
+        size_of::<tokio::time::Sleep>()
+    );
+    let f = tokio_retry::Retry::start(
+        tokio_retry::strategy::ExponentialBackoff::from_millis(2).take(2),
+        || async { s.attempt() },
+    );
+    println!("tokio_retry::Retry future {:>4} bytes", size_of_val(&f));
+    drop(f);
 }
 
 fn main() {

@@ -398,6 +398,7 @@ impl CircuitBreaker {
     /// # Errors
     /// [`Rejected`] while open (before the recovery time) or while half-open with every
     /// probe slot taken.
+    #[inline]
     pub fn try_acquire(&self, now: Instant) -> Result<Permit<'_>, Rejected> {
         let w = self.word.load(Ordering::Acquire);
         if w & 3 == CLOSED {
@@ -451,7 +452,29 @@ impl CircuitBreaker {
     ///
     /// Returns the transition this caused, if any. A permit from an earlier generation is
     /// ignored (its call started before the breaker last changed state).
+    #[inline]
     pub fn record(
+        &self,
+        now: Instant,
+        mut permit: Permit<'_>,
+        outcome: BreakerOutcome,
+    ) -> Option<Transition> {
+        // The most common report, inlined: a closed consecutive breaker's success with no
+        // run of failures to reset (or from an earlier generation) changes nothing.
+        if !permit.probe
+            && outcome == BreakerOutcome::Success
+            && matches!(self.config.mode, TripMode::Consecutive { .. })
+            && (self.word.load(Ordering::Acquire) >> 2 != permit.generation
+                || self.streak.load(Ordering::Relaxed) == 0)
+        {
+            permit.resolved = true;
+            return None;
+        }
+        self.record_slow(now, permit, outcome)
+    }
+
+    #[inline(never)]
+    fn record_slow(
         &self,
         now: Instant,
         mut permit: Permit<'_>,

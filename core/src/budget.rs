@@ -224,6 +224,7 @@ impl Budget {
     }
 
     /// Records a first attempt at `now` (feeds ratio budgets; a no-op for rolling ones).
+    #[inline]
     pub fn deposit(&self, now: Instant) {
         if let Some(d) = &self.deposits {
             d.add(now, 1);

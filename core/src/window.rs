@@ -13,11 +13,19 @@ const EPOCH_SHIFT: u32 = 24;
 const COUNT_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
 const EPOCH_MASK: u64 = (1 << (64 - EPOCH_SHIFT)) - 1;
 
+/// The largest ring whose slot index fits the epoch cache beside the epoch.
+const CACHED_LEN: u64 = 1 << EPOCH_SHIFT;
+
 /// A ring of `len` time buckets, each `width` nanoseconds wide.
 #[derive(Debug)]
 pub(crate) struct Buckets {
     slots: Box<[AtomicU64]>,
     width: u64,
+    /// The last epoch computed and its slot, as `epoch << 24 | slot`: while `now` stays in
+    /// that epoch (most calls, with buckets of a second), no division is needed. A hint
+    /// only: every value stored is a correct pair, and a reader checks it against its own
+    /// `now` with one multiplication.
+    last: AtomicU64,
 }
 
 impl Buckets {
@@ -26,19 +34,44 @@ impl Buckets {
         Self {
             slots: (0..len.max(1)).map(|_| AtomicU64::new(0)).collect(),
             width: width_nanos.max(1),
+            // Epoch 0, slot 0: correct for any `now` below one width.
+            last: AtomicU64::new(0),
         }
     }
 
-    fn epoch(&self, now: Instant) -> u64 {
+    /// The epoch of `now` and its slot.
+    #[inline]
+    fn locate(&self, now: Instant) -> (u64, usize) {
+        let now = now.as_nanos();
+        let last = self.last.load(Ordering::Relaxed);
+        let epoch = last >> EPOCH_SHIFT;
+        if let Some(start) = epoch.checked_mul(self.width)
+            && now >= start
+            && now - start < self.width
+        {
+            return (epoch, (last & COUNT_MASK) as usize);
+        }
+        self.locate_slow(now)
+    }
+
+    #[cold]
+    fn locate_slow(&self, now: u64) -> (u64, usize) {
         // Saturate, never wrap: a wrapped epoch would look older than the slots it should
         // replace, so its counts would be dropped and a budget would stop counting.
-        (now.as_nanos() / self.width).min(EPOCH_MASK)
+        let epoch = (now / self.width).min(EPOCH_MASK);
+        let len = self.slots.len() as u64;
+        let slot = epoch % len;
+        if len <= CACHED_LEN {
+            self.last
+                .store(epoch << EPOCH_SHIFT | slot, Ordering::Relaxed);
+        }
+        (epoch, slot as usize)
     }
 
     /// Adds `n` to the bucket of `now`.
     pub(crate) fn add(&self, now: Instant, n: u64) {
-        let epoch = self.epoch(now);
-        let slot = &self.slots[(epoch % self.slots.len() as u64) as usize];
+        let (epoch, index) = self.locate(now);
+        let slot = &self.slots[index];
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
             let slot_epoch = cur >> EPOCH_SHIFT;
@@ -61,7 +94,7 @@ impl Buckets {
 
     /// The sum of the buckets of the last `len` epochs up to and including `now`'s.
     pub(crate) fn sum(&self, now: Instant) -> u64 {
-        let epoch = self.epoch(now);
+        let (epoch, _) = self.locate(now);
         let len = self.slots.len() as u64;
         // Branch-free: a slot of a later epoch wraps to a huge distance and counts as 0,
         // like one older than the ring.
@@ -83,7 +116,7 @@ impl Buckets {
     /// The non-empty buckets that [`sum`](Self::sum) at `now` counts, as
     /// `(start of the bucket in nanos, count)`, oldest first.
     pub(crate) fn live(&self, now: Instant) -> Vec<(u64, u64)> {
-        let epoch = self.epoch(now);
+        let (epoch, _) = self.locate(now);
         let len = self.slots.len() as u64;
         let mut out: Vec<(u64, u64)> = self
             .slots
@@ -130,6 +163,27 @@ mod tests {
         assert_eq!(b.sum(Instant::from_nanos(45)), 6);
         b.clear();
         assert_eq!(b.sum(Instant::from_nanos(45)), 0);
+    }
+
+    proptest::proptest! {
+        /// The cached epoch is only a shortcut: any sequence of instants (forwards,
+        /// backwards, huge) locates every one exactly as the division does.
+        #[test]
+        fn the_epoch_cache_agrees_with_division(
+            len in 1usize..40,
+            width in proptest::prop_oneof![1u64..5, 1u64..2_000_000_000, proptest::prelude::any::<u64>()],
+            nows in proptest::collection::vec(
+                proptest::prop_oneof![0u64..10_000_000_000, proptest::prelude::any::<u64>()],
+                1..60,
+            ),
+        ) {
+            let b = Buckets::new(len, width);
+            for now in nows {
+                let epoch = (now / width).min(EPOCH_MASK);
+                let want = (epoch, (epoch % len as u64) as usize);
+                proptest::prop_assert_eq!(b.locate(Instant::from_nanos(now)), want);
+            }
+        }
     }
 
     #[test]
