@@ -109,15 +109,16 @@ impl<'p> PolicyMachine<'p, DefaultRng> {
             m.last_now = now;
             m.attempt_started = Some(now);
         }
-        m.deadline_at = first.deadline_at;
-        m.attempt_deadline = first.attempt_deadline;
+        let (deadline_at, attempt_deadline) = first.deadlines(m.policy);
+        m.deadline_at = deadline_at;
+        m.attempt_deadline = attempt_deadline;
         match m.policy.breaker_scope {
             BreakerScope::PerCall => m.call_permit = first.permit,
             BreakerScope::PerAttempt => m.permit = first.permit,
         }
         m.decision = Decision::Attempt {
             n: 1,
-            deadline: first.attempt_deadline,
+            deadline: attempt_deadline,
         };
         m
     }
@@ -790,8 +791,6 @@ fn attempt_deadline(
 /// after admission, then what `succeed` returns).
 pub(crate) struct First<'p> {
     start: Option<Instant>,
-    deadline_at: Option<Instant>,
-    attempt_deadline: Option<Instant>,
     permit: Option<Permit<'p>>,
 }
 
@@ -799,8 +798,6 @@ impl<'p> First<'p> {
     /// The first attempt of a call whose policy needs no clock.
     pub(crate) const UNTIMED: Self = Self {
         start: None,
-        deadline_at: None,
-        attempt_deadline: None,
         permit: None,
     };
 
@@ -809,7 +806,6 @@ impl<'p> First<'p> {
     #[inline(always)]
     pub(crate) fn admit(policy: &'p Policy, now: Instant) -> Result<Self, Instant> {
         let inner = &*policy.inner;
-        let deadline_at = call_deadline(inner, now, Duration::ZERO);
         if let Some(b) = &inner.retry.budget {
             b.deposit(now);
         }
@@ -819,15 +815,30 @@ impl<'p> First<'p> {
         };
         Ok(Self {
             start: Some(now),
-            deadline_at,
-            attempt_deadline: attempt_deadline(inner, now, deadline_at),
             permit,
         })
     }
 
-    /// The attempt's time limit, if any.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.attempt_deadline
+    /// The call's deadline and the attempt's time limit (computed, not stored: the
+    /// admission stays small, and it is moved on every call).
+    fn deadlines(&self, policy: &PolicyInner) -> (Option<Instant>, Option<Instant>) {
+        let Some(start) = self.start else {
+            return (None, None);
+        };
+        let deadline_at = call_deadline(policy, start, Duration::ZERO);
+        (deadline_at, attempt_deadline(policy, start, deadline_at))
+    }
+
+    /// The attempt this admission runs.
+    pub(crate) fn attempt(&self, policy: &Policy) -> crate::drive::Attempt {
+        let (_, deadline) = self.deadlines(&policy.inner);
+        crate::drive::Attempt {
+            n: 1,
+            deadline,
+            time_limit: deadline
+                .zip(self.start)
+                .map(|(d, s)| d.saturating_duration_since(s)),
+        }
     }
 
     /// Whether the attempt is timed (its policy needs a clock).
@@ -859,12 +870,12 @@ impl<'p> First<'p> {
     /// [`needs_time_on_success`](Self::needs_time_on_success); returns the breaker
     /// transition it caused (a probe closing the breaker).
     #[inline]
-    pub(crate) fn succeed(self, policy: &Policy, now: Instant) -> Option<Transition> {
+    pub(crate) fn succeed(&mut self, policy: &Policy, now: Instant) -> Option<Transition> {
         let start = self.start?;
         let inner = &*policy.inner;
         let now = now.max(start);
         measure_attempt(inner, start, now);
-        let transition = match (&inner.breaker, self.permit) {
+        let transition = match (&inner.breaker, self.permit.take()) {
             (Some(b), Some(p)) => b.record(now, p, BreakerOutcome::Success),
             _ => None,
         };

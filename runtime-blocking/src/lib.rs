@@ -59,7 +59,9 @@ where
     F: FnMut(Attempt) -> Result<T, E>,
     E: Error + 'static,
 {
-    CallContext::new(policy).run(op)
+    CallContext::new(policy)
+        .classify(redress::classify::DefaultClassifier)
+        .run(op)
 }
 
 /// Like [`call`], also returning the call's [`CallReport`] (on success too).

@@ -786,6 +786,44 @@ pub fn default_classifier(err: &(dyn Error + 'static)) -> Classification {
     DEFAULT.classify_error(err)
 }
 
+/// The default classifier as a zero-sized value: classifies every error like
+/// [`ChainClassifier::new`] (and [`default_classifier`]), with nothing to store or drop.
+/// The drivers' `call` functions use it.
+///
+/// ```
+/// use redress::classify::DefaultClassifier;
+/// use redress::{Classify, ErrorClass};
+///
+/// let e = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+/// assert_eq!(DefaultClassifier.classify(&e).class, ErrorClass::Transient);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultClassifier;
+
+impl<E: Error + 'static> Classify<E> for DefaultClassifier {
+    fn classify(&self, error: &E) -> Classification {
+        DEFAULT.classify_error(error)
+    }
+}
+
+impl Classify<dyn Error + 'static> for DefaultClassifier {
+    fn classify(&self, error: &(dyn Error + 'static)) -> Classification {
+        DEFAULT.classify_error(error)
+    }
+}
+
+impl Classify<dyn Error + Send + 'static> for DefaultClassifier {
+    fn classify(&self, error: &(dyn Error + Send + 'static)) -> Classification {
+        DEFAULT.classify_error(error)
+    }
+}
+
+impl Classify<dyn Error + Send + Sync + 'static> for DefaultClassifier {
+    fn classify(&self, error: &(dyn Error + Send + Sync + 'static)) -> Classification {
+        DEFAULT.classify_error(error)
+    }
+}
+
 /// Classifies `err` like [`ChainClassifier::strict`]: explicit [`Classified`] wrappers and
 /// `io::ErrorKind` only, no message heuristics. Does not allocate (beyond cloning a
 /// [`Classified`]'s classification).

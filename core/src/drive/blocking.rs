@@ -2,7 +2,7 @@
 
 use crate::class::Classify;
 use crate::drive::step::{
-    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise,
+    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise, rejected,
     succeed_first,
 };
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
@@ -110,15 +110,15 @@ where
             }
         };
         let failure = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
-            let (first, a) = if ctx.policy.needs_clock() {
-                admit_first(ctx, &mut report, now)?
-            } else {
-                ctx.run_on_attempt(&FIRST);
-                (First::UNTIMED, FIRST)
+            let mut first = match admit_first(ctx, &mut report, now) {
+                Ok(first) => first,
+                Err(until) => return Err(rejected(ctx, &mut report, until)),
             };
+            let a = first.attempt(ctx.policy);
+            ctx.run_on_attempt(&a);
             match check(ctx, op(a)) {
                 Ok(v) => {
-                    succeed_first(ctx, first, &mut report, now);
+                    succeed_first(ctx, &mut first, &mut report, now);
                     return Ok(v);
                 }
                 Err(failure) => (first, failure),

@@ -1,7 +1,7 @@
 //! The async loop, shared by every async driver.
 
-use core::future::{Future, poll_fn};
-use core::pin::{Pin, pin};
+use core::future::Future;
+use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::borrow::Borrow;
 
@@ -9,7 +9,7 @@ use crate::class::Classify;
 use crate::decision::Outcome;
 use crate::drive::blocking::ManualSleeper;
 use crate::drive::step::{
-    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise,
+    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise, rejected,
     succeed_first,
 };
 use crate::drive::{Attempt, CallContext, ResultCheck};
@@ -66,34 +66,53 @@ impl Future for ManualSleep {
     }
 }
 
-/// Polls `a` and the timer `b` together; `Some` with `a`'s output if it finished first.
-/// The timer is built only if `a` is not ready at its first poll, so an attempt that
-/// completes at once never creates (nor drops) a runtime timer.
-async fn race_timer<A: Future, B: Future<Output = ()>>(
-    a: A,
-    b: impl FnOnce() -> B,
-) -> Option<A::Output> {
-    let mut a = pin!(a);
-    let mut make = Some(b);
-    let mut timer = pin!(None::<B>);
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+pin_project_lite::pin_project! {
+    /// Polls `a` and a timer together: `Some` with `a`'s output if it finished first. The
+    /// timer is built only if `a` is not ready at its first poll, so an attempt that
+    /// completes at once never creates (nor drops) a runtime timer. Hand-written rather than
+    /// an `async fn`, which would hold its arguments twice.
+    struct RaceTimer<A, B, M> {
+        #[pin]
+        a: A,
+        #[pin]
+        timer: Option<B>,
+        make: Option<M>,
+    }
+}
+
+impl<A: Future, B: Future<Output = ()>, M: FnOnce() -> B> Future for RaceTimer<A, B, M> {
+    type Output = Option<A::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(v) = this.a.poll(cx) {
             return Poll::Ready(Some(v));
         }
-        if let Some(make) = make.take() {
-            timer.set(Some(make()));
+        if let Some(make) = this.make.take() {
+            this.timer.set(Some(make()));
         }
-        match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(None),
             _ => Poll::Pending,
         }
-    })
-    .await
+    }
+}
+
+/// Races `a` against the timer `make` builds when first needed.
+fn race_timer<A: Future, B: Future<Output = ()>, M: FnOnce() -> B>(
+    a: A,
+    make: M,
+) -> RaceTimer<A, B, M> {
+    RaceTimer {
+        a,
+        timer: None,
+        make: Some(make),
+    }
 }
 
 /// Polls `a` and `b` together; `Some` with `a`'s output if it finished first.
-async fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> Option<A::Output> {
-    race_timer(a, || b).await
+fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> impl Future<Output = Option<A::Output>> {
+    race_timer(a, || b)
 }
 
 /// Runs one call of the async operation `op` through `ctx` (owned or borrowed) on `timer`.
@@ -111,13 +130,17 @@ async fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> Option<A::Output
 ///
 /// # Errors
 /// A [`RetryError`] saying why the call stopped without success.
-pub async fn run_async<'p, T, E, F, C, R, Tm, X>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn moves its arguments into a second copy inside its future"
+)]
+pub fn run_async<'p, T, E, F, C, R, Tm, X>(
     ctx: X,
     timer: &Tm,
     resume: Option<&RetryState>,
     report: Option<&mut CallReport>,
     mut op: F,
-) -> Result<T, RetryError<E, R::Kept>>
+) -> impl Future<Output = Result<T, RetryError<E, R::Kept>>>
 where
     F: AsyncFnMut(Attempt) -> Result<T, E>,
     C: Classify<E>,
@@ -126,56 +149,59 @@ where
     X: Borrow<CallContext<'p, C, R>>,
 {
     // Taking the context by value or by reference lets `call` return this future directly,
-    // without a wrapper future that would copy it once more per call.
-    let ctx = ctx.borrow();
-    let mut report = report;
-    if !first_attempt_is_light(ctx, resume) {
-        return Box::pin(retry_loop(ctx, timer, Begin::Start(resume), report, op)).await;
-    }
-    let reporting = report.is_some();
-    let now = || {
-        if light_call_is_precise(ctx, reporting) {
-            timer.now()
-        } else {
-            timer.now_coarse()
+    // without a wrapper future that would copy it once more per call. An async block (not
+    // an `async fn`, which moves its arguments into a second copy) holds each argument once.
+    async move {
+        let ctx: &CallContext<'p, C, R> = ctx.borrow();
+        let mut report = report;
+        if !first_attempt_is_light(ctx, resume) {
+            return Box::pin(retry_loop(ctx, timer, Begin::Start(resume), report, op)).await;
         }
-    };
-    // The first attempt's failure, or `None` if it ran out of time.
-    let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
-        let (first, a) = if ctx.policy.needs_clock() {
-            admit_first(ctx, &mut report, now)?
-        } else {
-            ctx.run_on_attempt(&FIRST);
-            (First::UNTIMED, FIRST)
-        };
-        let result = match a.deadline {
-            None => Some(op(a).await),
-            Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
-        };
-        match result.map(|r| check(ctx, r)) {
-            Some(Ok(v)) => {
-                succeed_first(ctx, first, &mut report, now);
-                return Ok(v);
+        let reporting = report.is_some();
+        let now = || {
+            if light_call_is_precise(ctx, reporting) {
+                timer.now()
+            } else {
+                timer.now_coarse()
             }
-            Some(Err(failure)) => (first, Some(failure)),
-            None => (first, None),
-        }
-    } else {
-        // Nothing to admit, date or tell: the attempt alone.
-        ctx.run_on_attempt(&FIRST);
-        match check(ctx, op(FIRST).await) {
-            Ok(v) => return Ok(v),
-            Err(failure) => (First::UNTIMED, Some(failure)),
-        }
-    };
-    Box::pin(retry_loop(
-        ctx,
-        timer,
-        Begin::After(first, failure),
-        report,
-        op,
-    ))
-    .await
+        };
+        // The first attempt's failure, or `None` if it ran out of time.
+        let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
+            let mut first = match admit_first(ctx, &mut report, now) {
+                Ok(first) => first,
+                Err(until) => return Err(rejected(ctx, &mut report, until)),
+            };
+            let a = first.attempt(ctx.policy);
+            ctx.run_on_attempt(&a);
+            let result = match a.deadline {
+                None => Some(op(a).await),
+                Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
+            };
+            match result.map(|r| check(ctx, r)) {
+                Some(Ok(v)) => {
+                    succeed_first(ctx, &mut first, &mut report, now);
+                    return Ok(v);
+                }
+                Some(Err(failure)) => (first, Some(failure)),
+                None => (first, None),
+            }
+        } else {
+            // Nothing to admit, date or tell: the attempt alone.
+            ctx.run_on_attempt(&FIRST);
+            match check(ctx, op(FIRST).await) {
+                Ok(v) => return Ok(v),
+                Err(failure) => (First::UNTIMED, Some(failure)),
+            }
+        };
+        Box::pin(retry_loop(
+            ctx,
+            timer,
+            Begin::After(first, failure),
+            report,
+            op,
+        ))
+        .await
+    }
 }
 
 /// How the machine's loop begins: with a fresh (or resumed) start, or after a light first

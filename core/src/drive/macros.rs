@@ -27,7 +27,13 @@ macro_rules! async_driver {
             F: AsyncFnMut(redress::Attempt) -> ::core::result::Result<T, E>,
             E: ::std::error::Error + 'static,
         {
-            redress::drive::run_async(redress::CallContext::new(policy), &$timer, None, None, op)
+            redress::drive::run_async(
+                redress::CallContext::new(policy).classify(redress::classify::DefaultClassifier),
+                &$timer,
+                None,
+                None,
+                op,
+            )
         }
 
         /// Like [`call`], also returning the call's [`CallReport`](redress::CallReport) (on

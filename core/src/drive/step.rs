@@ -61,31 +61,23 @@ pub(crate) fn light_call_is_precise<C, R>(ctx: &CallContext<'_, C, R>, reporting
     ctx.policy.needs_precise_clock() || reporting || ctx.policy.has_hook()
 }
 
-/// Admits the first attempt of a light call whose policy needs a clock at `now()`, reports
-/// the admission's breaker transition, and tells the `on_attempt` hook. `Err` is the error
-/// of a call the breaker rejected.
+/// Admits the first attempt of a light call at `now()` (read only if the policy needs a
+/// clock) and reports the admission's breaker transition. `Err` is the end of the
+/// breaker's open state, for [`rejected`].
 #[inline(always)]
-pub(crate) fn admit_first<'p, C, R, E, V>(
+pub(crate) fn admit_first<'p, C, R>(
     ctx: &CallContext<'p, C, R>,
     report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
-) -> Result<(First<'p>, Attempt), RetryError<E, V>> {
-    let t = now();
-    let first = match First::admit(ctx.policy, t) {
-        Ok(first) => first,
-        Err(until) => return Err(rejected(ctx, report, until)),
-    };
+) -> Result<First<'p>, Instant> {
+    if !ctx.policy.needs_clock() {
+        return Ok(First::UNTIMED);
+    }
+    let first = First::admit(ctx.policy, now())?;
     if let Some(tr) = first.transition() {
         emit_first(ctx, report, transition_kind(tr), 0, Duration::ZERO);
     }
-    let deadline = first.deadline();
-    let a = Attempt {
-        n: 1,
-        deadline,
-        time_limit: deadline.map(|d| d - t),
-    };
-    ctx.run_on_attempt(&a);
-    Ok((first, a))
+    Ok(first)
 }
 
 /// Records the success of a light call's first attempt, dated by `now()` only if something
@@ -93,7 +85,7 @@ pub(crate) fn admit_first<'p, C, R, E, V>(
 #[inline]
 pub(crate) fn succeed_first<C, R>(
     ctx: &CallContext<'_, C, R>,
-    first: First<'_>,
+    first: &mut First<'_>,
     report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
 ) {
@@ -115,7 +107,7 @@ pub(crate) fn succeed_first<C, R>(
 #[inline(never)]
 fn succeed_first_observed<C, R>(
     ctx: &CallContext<'_, C, R>,
-    first: First<'_>,
+    first: &mut First<'_>,
     report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
 ) {
@@ -162,7 +154,7 @@ pub(crate) const FIRST: Attempt = Attempt {
 
 /// The error of a call rejected by an open breaker before its first attempt, reported.
 #[cold]
-fn rejected<C, R, E, V>(
+pub(crate) fn rejected<C, R, E, V>(
     ctx: &CallContext<'_, C, R>,
     report: &mut Option<&mut CallReport>,
     until: Instant,
