@@ -90,6 +90,8 @@ pub struct PolicyMachine<'p, R = DefaultRng> {
     events: [Option<Event<'p>>; QUEUE],
     ev_head: u8,
     ev_len: u8,
+    /// Nobody drains the events: [`push`](Self::push) builds none.
+    quiet: bool,
 }
 
 impl<'p> PolicyMachine<'p, DefaultRng> {
@@ -170,6 +172,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             events: [None; QUEUE],
             ev_head: 0,
             ev_len: 0,
+            quiet: false,
         }
     }
 
@@ -177,6 +180,26 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     pub fn with_operation(mut self, name: &'p str) -> Self {
         self.operation = name;
         self
+    }
+
+    /// [`with_operation`](Self::with_operation), [`with_max_attempts`](Self::with_max_attempts)
+    /// and [`deferring`](Self::deferring) in place, without moving the machine; `observed:
+    /// false` (a driver that will not drain events) skips building them.
+    pub(crate) fn configure(
+        &mut self,
+        operation: Option<&'p str>,
+        cap: Option<u32>,
+        defer: bool,
+        observed: bool,
+    ) {
+        if let Some(name) = operation {
+            self.operation = name;
+        }
+        if let Some(n) = cap {
+            self.attempt_cap = n;
+        }
+        self.defer = defer;
+        self.quiet = !observed;
     }
 
     /// Asks the machine to *defer* instead of sleeping: a retry ends the call with
@@ -616,8 +639,13 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             now,
         };
         let delay = {
-            let rng = self.rng();
-            bounded_delay(strategy, &ctx, rng)
+            // Seeded on its first draw: strategies without jitter never derive a generator
+            // (nor touch the policy's shared call counter).
+            let mut rng = LazyRng {
+                slot: &mut self.rng,
+                policy: self.policy,
+            };
+            bounded_delay(strategy, &ctx, &mut rng)
         };
         if let Some(left) = remaining {
             if delay >= left {
@@ -640,18 +668,6 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
             strategy.observe(now, true);
         }
         Ok(delay)
-    }
-
-    fn rng(&mut self) -> &mut R {
-        if let RngSlot::Lazy(make) = self.rng {
-            let index = self.policy.calls.fetch_add(1, Ordering::Relaxed);
-            self.rng = RngSlot::Ready(make(self.policy.seed, index));
-        }
-        match &mut self.rng {
-            RngSlot::Ready(r) => r,
-            // Just replaced above.
-            RngSlot::Lazy(_) => unreachable!("generator initialised above"),
-        }
     }
 
     fn measure_attempt(&mut self, now: Instant) {
@@ -715,7 +731,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     }
 
     fn push(&mut self, kind: EventKind, class: Option<ErrorClass>, now: Instant) {
-        if usize::from(self.ev_len) == QUEUE {
+        if self.quiet || usize::from(self.ev_len) == QUEUE {
             return;
         }
         let e = Event {
@@ -728,6 +744,43 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
         let slot = (usize::from(self.ev_head) + usize::from(self.ev_len)) % QUEUE;
         self.events[slot] = Some(e);
         self.ev_len += 1;
+    }
+}
+
+/// A call's generator, derived from the policy's seed on its first draw.
+struct LazyRng<'a, R> {
+    slot: &'a mut RngSlot<R>,
+    policy: &'a PolicyInner,
+}
+
+impl<R: Rng> LazyRng<'_, R> {
+    fn get(&mut self) -> &mut R {
+        if let RngSlot::Lazy(make) = *self.slot {
+            let index = self.policy.calls.fetch_add(1, Ordering::Relaxed);
+            *self.slot = RngSlot::Ready(make(self.policy.seed, index));
+        }
+        match self.slot {
+            RngSlot::Ready(r) => r,
+            // Just replaced above.
+            RngSlot::Lazy(_) => unreachable!("generator initialised above"),
+        }
+    }
+}
+
+impl<R: Rng> rand_core::TryRng for LazyRng<'_, R> {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.get().next_u32())
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.get().next_u64())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.get().fill_bytes(dst);
+        Ok(())
     }
 }
 

@@ -661,6 +661,16 @@ impl ChainClassifier {
     /// Classifies `err` and its `source()` chain (the rules of the
     /// [module documentation](self)).
     pub fn classify_error(&self, err: &(dyn Error + 'static)) -> Classification {
+        // The commonest error, alone: an `io::Error` with nothing inside it. No explicit,
+        // library or status rule can match one (none of them names `io::Error`, and no
+        // other crate can make `io::Error` a `ClassifyError` or `StatusCode`), so its kind
+        // decides, as the io rule below would.
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && io.get_ref().is_none()
+            && let Some((class, details)) = io_entry(io.kind())
+        {
+            return verdict(class, details);
+        }
         self.explicit_rule(err)
             .or_else(|| io_rule(err))
             .or_else(|| self.status_rule(err))

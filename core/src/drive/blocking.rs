@@ -100,7 +100,10 @@ where
     S: Sleeper + ?Sized,
 {
     let mut report = report;
-    let (mut run, mut next) = if first_attempt_is_light(ctx, resume) {
+    // Assigned in place rather than returned from the branches: the run is large.
+    let mut run;
+    let mut next;
+    if first_attempt_is_light(ctx, resume) {
         let reporting = report.is_some();
         let now = || {
             if light_call_is_precise(ctx, reporting) {
@@ -133,16 +136,15 @@ where
         };
         let (first, failure) = failure;
         // The machine takes over the attempt that just failed.
-        let mut run = Run::from_first(ctx, first, report);
-        match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
+        run = Run::from_first(ctx, first, report);
+        next = match run.finish_checked(|| sleeper.now(), Err::<T, _>(failure)) {
             Ok(v) => return Ok(v),
-            Err(next) => (run, next),
-        }
+            Err(next) => next,
+        };
     } else {
-        let mut run = Run::new(ctx, resume, report);
-        let next = run.start(|| sleeper.now());
-        (run, next)
-    };
+        run = Run::new(ctx, resume, report);
+        next = run.start(|| sleeper.now());
+    }
     loop {
         next = match next {
             Next::Attempt(a) => match run.finish(|| sleeper.now(), op(a)) {

@@ -210,28 +210,28 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         Self::with_machine(ctx, PolicyMachine::from_first(ctx.policy, first), report)
     }
 
+    #[inline(always)]
     fn with_machine(
         ctx: &'a CallContext<'p, C, R>,
         m: PolicyMachine<'a>,
         report: Option<&'a mut CallReport>,
     ) -> Self {
-        let policy = ctx.policy;
-        let m = match &ctx.operation {
-            Some(op) => m.with_operation(op),
-            None => m,
-        };
-        let m = match ctx.max_attempts {
-            Some(n) => m.with_max_attempts(n),
-            None => m,
-        };
-        Self {
-            observe: policy.has_hook() || report.is_some(),
-            m: m.deferring(ctx.defer),
+        let mut run = Self {
+            observe: ctx.policy.has_hook() || report.is_some(),
+            m,
             ctx,
             last: LastFailure::Nothing,
             report,
             announced_sleep: None,
-        }
+        };
+        // In place: the machine is large, and each by-value builder call would move it.
+        run.m.configure(
+            ctx.operation.as_deref(),
+            ctx.max_attempts,
+            ctx.defer,
+            run.observe,
+        );
+        run
     }
 
     /// Starts the call, reading the clock only if the policy needs it.
