@@ -62,9 +62,21 @@
 //! for example with [`SystemClock`]) before each input, classifies errors with a
 //! [`Classify`] implementation (such as [`classify::default_classifier`]), and, when
 //! [`Policy::needs_clock`] is false, may use [`PolicyMachine::start_untimed`] so the success
-//! path reads no clock at all. To hand retries to a job queue instead of sleeping, build
-//! the machine [`deferring`](PolicyMachine::deferring), save [`PolicyMachine::state`] and
-//! continue later with [`Policy::resume`].
+//! path reads no clock at all. A success needs the time it happened only if
+//! [`PolicyMachine::needs_time_on_success`]; otherwise [`PolicyMachine::last_now`] will do.
+//! When [`Policy::needs_precise_clock`] is false, a reading of
+//! [`Clock::now_coarse`] is exact enough. To hand retries to a job queue instead of
+//! sleeping, build the machine [`deferring`](PolicyMachine::deferring), save
+//! [`PolicyMachine::state`] and continue later with [`Policy::resume`].
+//!
+//! ## What a call costs
+//! The bundled drivers run the first attempt of a new call without building a machine: an
+//! admission (one clock read if the policy needs time, a budget deposit, a breaker permit),
+//! the attempt, and the success recorded as the machine would have recorded it, with the
+//! same events. Only a failure builds the machine, which takes over that attempt exactly as
+//! if it had started the call. No success and no rejection allocates; the async drivers
+//! box the machine and retry loop (one allocation) once a call goes on, so the future every
+//! call builds stays small. `BENCHMARKS.md` has the numbers against the Rust peers.
 //!
 //! ## Modules
 //! - [`class`] and [`classify`]: classes, classifications, classifiers.
