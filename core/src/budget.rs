@@ -34,7 +34,7 @@ use core::time::Duration;
 use crate::class::{ClassTable, ErrorClass};
 use crate::error::{ConfigError, ensure};
 use crate::fleet::Remote;
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, Contended, Mutex, MutexGuard, Ordering};
 use crate::time::{Instant, duration_nanos};
 use crate::window::Buckets;
 
@@ -146,12 +146,12 @@ impl BudgetBuilder {
         Ok(Budget {
             kind: self.kind,
             costs: self.costs,
-            ledger: Mutex::new(Ledger {
+            ledger: Contended(Mutex::new(Ledger {
                 withdrawn: Buckets::new(len, width),
                 fleet: None,
                 share: None,
-            }),
-            latest: AtomicU64::new(0),
+            })),
+            latest: Contended(AtomicU64::new(0)),
             deposits,
         })
     }
@@ -164,10 +164,12 @@ impl BudgetBuilder {
 pub struct Budget {
     kind: BudgetKind,
     costs: ClassTable<Option<u32>>,
-    pub(crate) ledger: Mutex<Ledger>,
+    /// Written by every withdrawal, so on cache lines apart from the settings every call
+    /// reads.
+    pub(crate) ledger: Contended<Mutex<Ledger>>,
     /// The latest instant (nanos) a withdrawal was checked at; written under `ledger`'s
     /// lock.
-    pub(crate) latest: AtomicU64,
+    pub(crate) latest: Contended<AtomicU64>,
     pub(crate) deposits: Option<Buckets>,
 }
 
@@ -241,17 +243,27 @@ impl Budget {
         if cost == 0 {
             return true;
         }
+        // The deposits are atomics, not guarded by the lock: sum them before taking it (at
+        // the instant the lock will most likely clamp to), so the critical section that
+        // other threads wait on stays short.
+        let early = self.clamped(now);
+        let deposits = self.local_deposits(early);
         let mut ledger = self.lock();
         // Clamped, so the withdrawal lands in a bucket every later check counts; an older
         // `now` would neither see newer withdrawals nor be recorded.
         // `latest` is only written under the ledger's lock: a load and a store, not an RMW.
         let now = self.clamped(now);
         self.latest.store(now.as_nanos(), Ordering::Relaxed);
+        let deposits = if now == early {
+            deposits
+        } else {
+            self.local_deposits(now)
+        };
         let cost = u64::from(cost);
         let fleet = Remote::current(&ledger.fleet, now.as_nanos());
         let others = fleet.unwrap_or_default();
         let spent = ledger.withdrawn.sum(now) + others.withdrawn;
-        if spent + cost > self.capacity(now, others.deposits) {
+        if spent + cost > self.capacity(deposits + others.deposits) {
             return false;
         }
         if let (Some(_), Some(share)) = (fleet, &mut ledger.share) {
@@ -272,12 +284,12 @@ impl Budget {
         let ledger = self.lock();
         let now = self.clamped(now);
         let others = Remote::current(&ledger.fleet, now.as_nanos()).unwrap_or_default();
-        self.capacity(now, others.deposits)
+        self.capacity(self.local_deposits(now) + others.deposits)
             .saturating_sub(ledger.withdrawn.sum(now) + others.withdrawn)
     }
 
-    /// `now`, or the latest instant a withdrawal was checked at if that is later. Call with
-    /// the ledger's lock held.
+    /// `now`, or the latest instant a withdrawal was checked at if that is later. Exact with
+    /// the ledger's lock held; without it, a hint another withdrawal may overtake.
     pub(crate) fn clamped(&self, now: Instant) -> Instant {
         Instant::from_nanos(self.latest.load(Ordering::Relaxed).max(now.as_nanos()))
     }
@@ -287,7 +299,14 @@ impl Budget {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn capacity(&self, now: Instant, fleet_deposits: u64) -> u64 {
+    /// This instance's deposits counted at `now` (none for a rolling budget).
+    pub(crate) fn local_deposits(&self, now: Instant) -> u64 {
+        self.deposits.as_ref().map_or(0, |d| d.sum(now))
+    }
+
+    /// The cost units a window allows, given the deposits counted in it (this instance's and
+    /// the fleet's).
+    pub(crate) fn capacity(&self, deposits: u64) -> u64 {
         match self.kind {
             BudgetKind::Rolling { max_retries, .. } => u64::from(max_retries),
             BudgetKind::Ratio {
@@ -295,7 +314,6 @@ impl Budget {
                 min_per_second,
                 window,
             } => {
-                let deposits = self.deposits.as_ref().map_or(0, |d| d.sum(now)) + fleet_deposits;
                 // Floor, not round: 0.6 of one deposit allows no retry (tower#857). Every
                 // term is finite and non-negative (checked at build), and `as` truncates
                 // toward zero and saturates: the floor, without a libm call.

@@ -261,7 +261,9 @@ impl Budget {
         }
         let at = self.clamped(now);
         let spent = ledger.withdrawn.sum(at) + others.withdrawn;
-        let remaining = self.capacity(at, others.deposits).saturating_sub(spent);
+        let remaining = self
+            .capacity(self.local_deposits(at) + others.deposits)
+            .saturating_sub(spent);
         ledger.share = (others.instances >= 2).then(|| {
             let n = u64::from(others.instances);
             let extra = u64::from(others.ticket) % n < remaining % n;

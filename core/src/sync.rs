@@ -13,3 +13,17 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// A value on cache lines of its own (128 bytes: Intel's adjacent-line prefetcher pairs
+/// lines), for state that every call writes, so reading the shared object's settings on
+/// another core does not miss because of it.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Contended<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for Contended<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

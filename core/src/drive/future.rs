@@ -158,28 +158,28 @@ where
             return Box::pin(retry_loop(ctx, timer, Begin::Start(resume), report, op)).await;
         }
         let reporting = report.is_some();
-        let now = || {
-            if light_call_is_precise(ctx, reporting) {
-                timer.now()
-            } else {
-                timer.now_coarse()
-            }
-        };
+        // A function, not a closure kept across the awaits: the future stays smaller.
+        let now = || light_now(ctx, timer, reporting);
         // The first attempt's failure, or `None` if it ran out of time.
         let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
             let mut first = match admit_first(ctx, &mut report, now) {
                 Ok(first) => first,
                 Err(until) => return Err(rejected(ctx, &mut report, until)),
             };
-            let a = first.attempt(ctx.policy);
-            ctx.run_on_attempt(&a);
-            let result = match a.deadline {
-                None => Some(op(a).await),
-                Some(t) => race_timer(op(a), || timer.sleep_until(t)).await,
+            let (attempt, deadline) = {
+                let a = first.attempt(ctx.policy);
+                ctx.run_on_attempt(&a);
+                (op(a), a.deadline)
+            };
+            let result = match deadline {
+                None => Some(attempt.await),
+                Some(t) => race_timer(attempt, move || timer.sleep_until(t)).await,
             };
             match result.map(|r| check(ctx, r)) {
                 Some(Ok(v)) => {
-                    succeed_first(ctx, &mut first, &mut report, now);
+                    succeed_first(ctx, &mut first, &mut report, || {
+                        light_now(ctx, timer, reporting)
+                    });
                     return Ok(v);
                 }
                 Some(Err(failure)) => (first, Some(failure)),
@@ -201,6 +201,20 @@ where
             op,
         ))
         .await
+    }
+}
+
+/// The time for a light call's first attempt: precise or coarse (see
+/// [`light_call_is_precise`]).
+fn light_now<C, R, Tm: Timer + ?Sized>(
+    ctx: &CallContext<'_, C, R>,
+    timer: &Tm,
+    reporting: bool,
+) -> Instant {
+    if light_call_is_precise(ctx, reporting) {
+        timer.now()
+    } else {
+        timer.now_coarse()
     }
 }
 
