@@ -121,10 +121,11 @@ fn success_paths_allocate_nothing() {
     }
 }
 
-fn open_breaker() -> Arc<CircuitBreaker> {
+/// A consecutive breaker opened at `Instant::ZERO`, recovering after `recovery`.
+fn tripped_breaker(recovery: Duration) -> Arc<CircuitBreaker> {
     let breaker = Arc::new(
         CircuitBreaker::consecutive(1, Duration::from_secs(10))
-            .recovery(Duration::from_secs(3600))
+            .recovery(recovery)
             .build()
             .unwrap(),
     );
@@ -135,6 +136,10 @@ fn open_breaker() -> Arc<CircuitBreaker> {
         BreakerOutcome::Failure(ErrorClass::Transient),
     );
     breaker
+}
+
+fn open_breaker() -> Arc<CircuitBreaker> {
+    tripped_breaker(Duration::from_secs(3600))
 }
 
 fn an_open_breaker_rejects_without_allocating() {
@@ -300,21 +305,9 @@ fn failure_rate_policy() -> Policy {
 /// A consecutive breaker past its recovery time at the test clock's start: the call is its
 /// half-open probe, whose success closes the breaker.
 fn probing_policy() -> Policy {
-    let breaker = Arc::new(
-        CircuitBreaker::consecutive(1, Duration::from_secs(10))
-            .recovery(Duration::from_millis(1))
-            .build()
-            .unwrap(),
-    );
-    let p = breaker.try_acquire(Instant::ZERO).unwrap();
-    breaker.record(
-        Instant::ZERO,
-        p,
-        BreakerOutcome::Failure(ErrorClass::Transient),
-    );
     Policy::builder()
         .retry(retry().no_deadline())
-        .breaker(breaker)
+        .breaker(tripped_breaker(Duration::from_millis(1)))
         .build()
         .unwrap()
 }
