@@ -287,7 +287,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
     /// read no clock: nothing the success updates is dated (a consecutive breaker's closed
     /// state, the budget's deposit made at the start, an unobserved call).
     ///
-    /// True for an untimed machine never (any instant will do), and otherwise when the
+    /// Never true for an untimed machine (any instant will do); otherwise true when the
     /// policy has a failure-rate breaker, a learning strategy or deadline prediction, or
     /// when the call holds a half-open probe (its success may close the breaker). Events
     /// carry elapsed times, so a driver that drains them reads the clock anyway.
