@@ -1,4 +1,4 @@
-//! Blocking driver for [redress](redress) policies: runs an operation on the current
+//! Blocking driver for [redress] policies: runs an operation on the current
 //! thread, sleeping with `std::thread::sleep` between attempts.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! smol / async-io driver for [redress](redress) policies; also runs under async-std
+//! smol / async-io driver for [redress] policies; also runs under async-std
 //! (whose executor polls async-io timers too).
 //!
 //! ```
