@@ -387,6 +387,19 @@ impl CircuitBreaker {
         }
     }
 
+    /// The finest time the breaker measures: its recovery time, and its window (a
+    /// consecutive breaker's) or one bucket of it (a failure-rate breaker's). A clock that
+    /// lags by a small part of this is exact enough for it.
+    pub fn time_grain(&self) -> Duration {
+        let window = match self.config.mode {
+            TripMode::Consecutive { window, .. } => window,
+            TripMode::FailureRate {
+                window, buckets, ..
+            } => window / buckets.max(1),
+        };
+        window.min(self.config.recovery)
+    }
+
     /// Whether the breaker counts failure rates in time buckets (a success is then counted
     /// at the time it happened), rather than runs of consecutive failures.
     pub fn is_failure_rate(&self) -> bool {

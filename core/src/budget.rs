@@ -225,6 +225,11 @@ impl Budget {
         self.deposits.is_some()
     }
 
+    /// The width of one of the budget's time buckets: the finest time it measures.
+    pub fn time_grain(&self) -> Duration {
+        Duration::from_nanos(self.lock().withdrawn.width())
+    }
+
     /// Records a first attempt at `now` (feeds ratio budgets; a no-op for rolling ones).
     #[inline]
     pub fn deposit(&self, now: Instant) {

@@ -74,9 +74,11 @@
 //! admission (one clock read if the policy needs time, a budget deposit, a breaker permit),
 //! the attempt, and the success recorded as the machine would have recorded it, with the
 //! same events. Only a failure builds the machine, which takes over that attempt exactly as
-//! if it had started the call. No success and no rejection allocates; the async drivers
-//! box the machine and retry loop (one allocation) once a call goes on, so the future every
-//! call builds stays small. `BENCHMARKS.md` has the numbers against the Rust peers.
+//! if it had started the call. The success or rejection of a new call allocates nothing
+//! (a [`CallReport`] may grow its timeline); the async drivers box the machine and retry
+//! loop (one allocation) once a call goes on, or from the start for a resumed call, so the
+//! future every call builds stays small. `BENCHMARKS.md` has the numbers against the Rust
+//! peers.
 //!
 //! ## Modules
 //! - [`class`] and [`classify`]: classes, classifications, classifiers.

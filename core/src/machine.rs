@@ -855,15 +855,30 @@ impl<'p> First<'p> {
     };
 
     /// Admits the first attempt of a new call of `policy` at `now`, or returns the end of
-    /// the breaker's open state.
+    /// the breaker's open state. `precise` gives the precise time when `now` is a coarse
+    /// reading: a coarse `now` may lag the end of the open state by a tick, so a refusal is
+    /// checked again at the precise time (the refusal then names an `until` still ahead).
     #[inline(always)]
-    pub(crate) fn admit(policy: &'p Policy, now: Instant) -> Result<Self, Instant> {
+    pub(crate) fn admit(
+        policy: &'p Policy,
+        mut now: Instant,
+        precise: impl FnOnce() -> Option<Instant>,
+    ) -> Result<Self, Instant> {
         let inner = &*policy.inner;
         if let Some(b) = &inner.retry.budget {
             b.deposit(now);
         }
         let permit = match &inner.breaker {
-            Some(b) => Some(b.try_acquire(now).map_err(|r| r.until)?),
+            Some(b) => match b.try_acquire(now) {
+                Ok(p) => Some(p),
+                Err(r) => match precise() {
+                    Some(t) if t > now => {
+                        now = t;
+                        Some(b.try_acquire(t).map_err(|r| r.until)?)
+                    }
+                    _ => return Err(r.until),
+                },
+            },
             None => None,
         };
         Ok(Self {

@@ -1,6 +1,7 @@
 //! Policy: retry settings + optional breaker + the hook, validated, cheap to clone, shared.
 
 use core::fmt;
+use core::time::Duration;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,10 @@ pub enum BreakerScope {
 pub struct Policy {
     pub(crate) inner: Arc<PolicyInner>,
 }
+
+/// The finest time a breaker or budget may measure for its policy to use the coarse clock:
+/// ten ticks of the slowest common kernel tick rate (100 Hz).
+const COARSE_ENOUGH: Duration = Duration::from_millis(100);
 
 pub(crate) struct PolicyInner {
     pub(crate) retry: Retry,
@@ -167,10 +172,12 @@ impl Policy {
     }
 
     /// Whether the policy needs the precise time: true with a deadline, an attempt timeout,
-    /// a strategy that learns from outcomes, or deadline prediction. When false, what the
-    /// time is used for (budget and breaker buckets, the breaker's recovery time) is exact
-    /// enough with a reading a few milliseconds old, and drivers date the first attempt with
-    /// the clock's cheaper [`now_coarse`](crate::Clock::now_coarse).
+    /// a strategy that learns from outcomes, deadline prediction, or a breaker or budget
+    /// that measures time finer than 100 ms (a bucket, a consecutive window, a recovery
+    /// time). When false, what the time is used for is exact enough with a reading up to one
+    /// kernel tick (at most 10 ms) old, and drivers date the first attempt of a call nobody
+    /// observes with the clock's cheaper [`now_coarse`](crate::Clock::now_coarse). An
+    /// admission refused on the coarse reading is asked again with the precise one.
     pub fn needs_precise_clock(&self) -> bool {
         self.inner.precise_clock
     }
@@ -291,10 +298,15 @@ impl PolicyBuilder {
         let success_needs_time = self.breaker.as_ref().is_some_and(|b| b.is_failure_rate())
             || retry.feedback
             || retry.predict_deadline;
+        // A coarse clock lags by at most one kernel tick (10 ms at the slowest common
+        // rate): exact enough for buckets and recovery times at least ten ticks long.
+        let fine = |grain: Duration| grain < COARSE_ENOUGH;
         let precise_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || retry.feedback
-            || retry.predict_deadline;
+            || retry.predict_deadline
+            || self.breaker.as_ref().is_some_and(|b| fine(b.time_grain()))
+            || retry.budget.as_ref().is_some_and(|b| fine(b.time_grain()));
         let needs_clock = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
             || self.breaker.is_some()

@@ -307,7 +307,7 @@ fn failure_rate_policy() -> Policy {
 fn probing_policy() -> Policy {
     Policy::builder()
         .retry(retry().no_deadline())
-        .breaker(tripped_breaker(Duration::from_millis(1)))
+        .breaker(tripped_breaker(Duration::from_millis(500)))
         .build()
         .unwrap()
 }

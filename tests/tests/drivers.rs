@@ -979,3 +979,131 @@ fn a_call_future_holds_its_first_attempt_and_boxes_the_retry_loop() {
     assert_eq!(r.unwrap(), 2);
     drop((tokio, smol));
 }
+
+/// A clock whose coarse reading lags its precise one by 4 ms, like a kernel tick.
+struct LaggingClock(ManualSleeper);
+
+impl LaggingClock {
+    fn coarse(&self) -> Instant {
+        Timer::now(&self.0) - Duration::from_millis(4)
+    }
+}
+
+impl redress::drive::Sleeper for LaggingClock {
+    fn now(&self) -> Instant {
+        redress::drive::Sleeper::now(&self.0)
+    }
+    fn now_coarse(&self) -> Instant {
+        self.coarse()
+    }
+    fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
+        redress::drive::Sleeper::sleep_until(&self.0, until, abort);
+    }
+}
+
+impl Timer for LaggingClock {
+    type Sleep = redress::drive::ManualSleep;
+    fn now(&self) -> Instant {
+        Timer::now(&self.0)
+    }
+    fn now_coarse(&self) -> Instant {
+        self.coarse()
+    }
+    fn sleep_until(&self, until: Instant) -> Self::Sleep {
+        Timer::sleep_until(&self.0, until)
+    }
+}
+
+#[test]
+fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() {
+    // Opened at 0 with a 1 s recovery; the precise clock reads 1.002 s, the coarse one
+    // 0.998 s. Refusing on the coarse reading would name an `until` already past (and a
+    // caller sleeping until it would spin): the call is admitted as the probe instead.
+    let make = || {
+        let breaker = Arc::new(
+            CircuitBreaker::consecutive(1, Duration::from_secs(10))
+                .recovery(Duration::from_secs(1))
+                .build()
+                .unwrap(),
+        );
+        let p = breaker.try_acquire(Instant::ZERO).unwrap();
+        breaker.record(
+            Instant::ZERO,
+            p,
+            BreakerOutcome::Failure(ErrorClass::Transient),
+        );
+        let policy = Policy::builder()
+            .retry(Retry::builder().no_deadline())
+            .breaker(breaker)
+            .build()
+            .unwrap();
+        assert!(!policy.needs_precise_clock());
+        let clock = LaggingClock(ManualSleeper::new(ManualClock::new(Instant::from_millis(
+            1002,
+        ))));
+        (policy, clock)
+    };
+    let (policy, clock) = make();
+    let r = redress_blocking::RunBlocking::run_with(&policy.context("probe"), &clock, |_| {
+        Ok::<_, io::Error>(1)
+    });
+    assert_eq!(r.unwrap(), 1, "blocking");
+    assert_eq!(policy.breaker().unwrap().state(), CircuitState::Closed);
+    for driver in ["tokio", "smol"] {
+        let (policy, clock) = make();
+        let ctx = policy.context("probe");
+        let r = match driver {
+            "tokio" => tokio_rt().block_on(redress_tokio::RunAsync::run_with(
+                &ctx,
+                &clock,
+                async |_| Ok::<_, io::Error>(1),
+            )),
+            _ => smol::block_on(redress_smol::RunAsync::run_with(&ctx, &clock, async |_| {
+                Ok::<_, io::Error>(1)
+            })),
+        };
+        assert_eq!(r.unwrap(), 1, "{driver}");
+        assert_eq!(
+            policy.breaker().unwrap().state(),
+            CircuitState::Closed,
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn breakers_and_budgets_that_measure_short_times_keep_the_precise_clock() {
+    // A coarse reading lags by up to a tick (≤ 10 ms): fine for 1 s buckets, not for 4 ms.
+    let budget = |window_ms| {
+        Policy::builder()
+            .retry(
+                Retry::builder().no_deadline().budget(Arc::new(
+                    Budget::ratio(0.5, 0.0, Duration::from_millis(window_ms))
+                        .build()
+                        .unwrap(),
+                )),
+            )
+            .build()
+            .unwrap()
+    };
+    assert!(!budget(10_000).needs_precise_clock());
+    assert!(budget(40).needs_precise_clock());
+    let breaker = |window: Duration, recovery: Duration| {
+        Policy::builder()
+            .retry(Retry::builder().no_deadline())
+            .breaker(Arc::new(
+                CircuitBreaker::failure_rate(0.5, 2, window)
+                    .recovery(recovery)
+                    .build()
+                    .unwrap(),
+            ))
+            .build()
+            .unwrap()
+    };
+    let s = Duration::from_secs;
+    assert!(!breaker(s(10), s(30)).needs_precise_clock());
+    assert!(breaker(Duration::from_millis(400), s(30)).needs_precise_clock());
+    assert!(breaker(s(10), Duration::from_millis(50)).needs_precise_clock());
+    // A deadline always needs it.
+    assert!(Retry::builder().policy().unwrap().needs_precise_clock());
+}

@@ -113,7 +113,8 @@ where
             }
         };
         let failure = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
-            let mut first = match admit_first(ctx, &mut report, now) {
+            let recheck = || (!light_call_is_precise(ctx, reporting)).then(|| sleeper.now());
+            let mut first = match admit_first(ctx, &mut report, now, recheck) {
                 Ok(first) => first,
                 Err(until) => return Err(rejected(ctx, &mut report, until)),
             };

@@ -120,13 +120,14 @@ fn race<A: Future, B: Future<Output = ()>>(a: A, b: B) -> impl Future<Output = O
 /// Each attempt is raced against its time limit (a timed-out attempt is dropped and
 /// reported as [`Outcome::TimedOut`](crate::Outcome::TimedOut)); sleeps are raced against
 /// the context's abort handle. Dropping the returned future at any await point drops the
-/// machine, which releases its breaker permit: nothing is counted twice and no probe slot
-/// is lost.
+/// machine (or, during the first attempt, its admission), which releases its breaker
+/// permit: nothing is counted twice and no probe slot is lost.
 ///
-/// The first attempt runs without a machine: a success or a rejection allocates nothing,
-/// and the returned future holds little more than that attempt. A call that goes on (a
-/// failure, a resumed call, an abort before the start) boxes its machine and retry loop
-/// once (one allocation of about 1.5 KB), so the future stays small for the common case.
+/// The first attempt of a new call runs without a machine: its success or rejection
+/// allocates nothing (a [`CallReport`] may grow its timeline), and the returned future
+/// holds little more than that attempt. A call that goes on (a failure, a resumed call, an
+/// abort before the start) boxes its machine and retry loop once (one allocation of about
+/// 1.5 KB), so the future stays small for the common case.
 ///
 /// # Errors
 /// A [`RetryError`] saying why the call stopped without success.
@@ -162,7 +163,8 @@ where
         let now = || light_now(ctx, timer, reporting);
         // The first attempt's failure, or `None` if it ran out of time.
         let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
-            let mut first = match admit_first(ctx, &mut report, now) {
+            let recheck = || (!light_call_is_precise(ctx, reporting)).then(|| timer.now());
+            let mut first = match admit_first(ctx, &mut report, now, recheck) {
                 Ok(first) => first,
                 Err(until) => return Err(rejected(ctx, &mut report, until)),
             };

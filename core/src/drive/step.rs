@@ -62,18 +62,20 @@ pub(crate) fn light_call_is_precise<C, R>(ctx: &CallContext<'_, C, R>, reporting
 }
 
 /// Admits the first attempt of a light call at `now()` (read only if the policy needs a
-/// clock) and reports the admission's breaker transition. `Err` is the end of the
+/// clock) and reports the admission's breaker transition. `precise()` is the precise time
+/// when `now()` is a coarse reading (see [`First::admit`]). `Err` is the end of the
 /// breaker's open state, for [`rejected`].
 #[inline(always)]
 pub(crate) fn admit_first<'p, C, R>(
     ctx: &CallContext<'p, C, R>,
     report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
+    precise: impl FnOnce() -> Option<Instant>,
 ) -> Result<First<'p>, Instant> {
     if !ctx.policy.needs_clock() {
         return Ok(First::UNTIMED);
     }
-    let first = First::admit(ctx.policy, now())?;
+    let first = First::admit(ctx.policy, now(), precise)?;
     if let Some(tr) = first.transition() {
         emit_first(ctx, report, transition_kind(tr), 0, Duration::ZERO);
     }
