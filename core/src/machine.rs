@@ -835,6 +835,10 @@ fn attempt_deadline(
     }
 }
 
+/// How far a coarse clock reading may lag the precise one: a kernel tick is at most 10 ms
+/// at the common tick rates; five of them leave room for a late tick.
+const COARSE_LAG: Duration = Duration::from_millis(50);
+
 /// A call's first attempt, admitted without building a machine: the drivers' fast path.
 /// Admission does what [`PolicyMachine::start`] does (deadline, budget deposit, breaker
 /// permit); a success is recorded by [`succeed`](Self::succeed) as the machine would
@@ -871,13 +875,16 @@ impl<'p> First<'p> {
         let permit = match &inner.breaker {
             Some(b) => match b.try_acquire(now) {
                 Ok(p) => Some(p),
-                Err(r) => match precise() {
+                // Only an open state ending within a coarse clock's lag of `now` can have
+                // ended already; a refusal further off stands without a second read.
+                Err(r) if r.until.saturating_duration_since(now) <= COARSE_LAG => match precise() {
                     Some(t) if t > now => {
                         now = t;
                         Some(b.try_acquire(t).map_err(|r| r.until)?)
                     }
                     _ => return Err(r.until),
                 },
+                Err(r) => return Err(r.until),
             },
             None => None,
         };

@@ -980,18 +980,31 @@ fn a_call_future_holds_its_first_attempt_and_boxes_the_retry_loop() {
     drop((tokio, smol));
 }
 
-/// A clock whose coarse reading lags its precise one by 4 ms, like a kernel tick.
-struct LaggingClock(ManualSleeper);
+/// A clock whose coarse reading lags its precise one by 4 ms, like a kernel tick; it
+/// counts its precise reads.
+struct LaggingClock(ManualSleeper, std::cell::Cell<u32>);
 
 impl LaggingClock {
+    fn at(t: Instant) -> Self {
+        Self(
+            ManualSleeper::new(ManualClock::new(t)),
+            std::cell::Cell::new(0),
+        )
+    }
+
     fn coarse(&self) -> Instant {
         Timer::now(&self.0) - Duration::from_millis(4)
+    }
+
+    fn precise(&self) -> Instant {
+        self.1.set(self.1.get() + 1);
+        Timer::now(&self.0)
     }
 }
 
 impl redress::drive::Sleeper for LaggingClock {
     fn now(&self) -> Instant {
-        redress::drive::Sleeper::now(&self.0)
+        self.precise()
     }
     fn now_coarse(&self) -> Instant {
         self.coarse()
@@ -1004,7 +1017,7 @@ impl redress::drive::Sleeper for LaggingClock {
 impl Timer for LaggingClock {
     type Sleep = redress::drive::ManualSleep;
     fn now(&self) -> Instant {
-        Timer::now(&self.0)
+        self.precise()
     }
     fn now_coarse(&self) -> Instant {
         self.coarse()
@@ -1038,10 +1051,7 @@ fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() 
             .build()
             .unwrap();
         assert!(!policy.needs_precise_clock());
-        let clock = LaggingClock(ManualSleeper::new(ManualClock::new(Instant::from_millis(
-            1002,
-        ))));
-        (policy, clock)
+        (policy, LaggingClock::at(Instant::from_millis(1002)))
     };
     let (policy, clock) = make();
     let r = redress_blocking::RunBlocking::run_with(&policy.context("probe"), &clock, |_| {
@@ -1069,6 +1079,14 @@ fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() 
             "{driver}"
         );
     }
+    // A refusal far from the end of the open state stands on the coarse reading alone.
+    let (policy, _) = make();
+    let clock = LaggingClock::at(Instant::from_millis(500));
+    let r = redress_blocking::RunBlocking::run_with(&policy.context("early"), &clock, |_| {
+        Ok::<_, io::Error>(1)
+    });
+    assert!(r.unwrap_err().is_circuit_open());
+    assert_eq!(clock.1.get(), 0, "no precise read");
 }
 
 #[test]
