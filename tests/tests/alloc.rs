@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redress::backoff::exponential;
-use redress::breaker::BreakerOutcome;
 use redress::drive::{ManualSleep, ManualSleeper, Sleeper, Timer};
 use redress::{
     AbortHandle, BreakerScope, Budget, CircuitBreaker, ErrorClass, Instant, ManualClock, Policy,
@@ -129,12 +128,7 @@ fn tripped_breaker(recovery: Duration) -> Arc<CircuitBreaker> {
             .build()
             .unwrap(),
     );
-    let p = breaker.try_acquire(Instant::ZERO).unwrap();
-    breaker.record(
-        Instant::ZERO,
-        p,
-        BreakerOutcome::Failure(ErrorClass::Transient),
-    );
+    redress_tests::trip_at_zero(&breaker);
     breaker
 }
 

@@ -26,7 +26,6 @@ use redress::backoff::{
     adaptive, constant, decorrelated_jitter, equal_jitter, exponential, full_jitter,
     retry_after_or, token_backoff,
 };
-use redress::breaker::BreakerOutcome;
 use redress::drive::{ByResult, ManualSleeper, SleepVerdict, Timer, run_async, run_blocking};
 use redress::event::{EventRecord, Recorder};
 use redress::{
@@ -256,8 +255,7 @@ fn consecutive(n: u32) -> Arc<CircuitBreaker> {
 
 /// A breaker opened at time zero (recovery 5 s): a call from 5 s on is its first probe.
 fn opened_at_zero(b: Arc<CircuitBreaker>) -> Arc<CircuitBreaker> {
-    let permit = b.try_acquire(Instant::ZERO).unwrap();
-    b.record(Instant::ZERO, permit, BreakerOutcome::Failure(Transient));
+    redress_tests::trip_at_zero(&b);
     b
 }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures_lite::future::{or, poll_once};
 use redress::backoff::constant;
-use redress::breaker::BreakerOutcome;
 use redress::drive::{CallResult, ManualSleeper, ResultCheck, SleepVerdict, Timer};
 use redress::event::Event;
 use redress::{
@@ -153,12 +152,7 @@ where
 /// first probe (at the end of the recovery time) admitted and dropped unreported.
 fn half_open(b: CircuitBreaker) -> Arc<CircuitBreaker> {
     let recovery = b.config().recovery;
-    let p = b.try_acquire(Instant::ZERO).unwrap();
-    b.record(
-        Instant::ZERO,
-        p,
-        BreakerOutcome::Failure(ErrorClass::Transient),
-    );
+    redress_tests::trip_at_zero(&b);
     assert_eq!(b.state(), CircuitState::Open);
     drop(b.try_acquire(Instant::ZERO + recovery).unwrap());
     assert_eq!(b.state(), CircuitState::HalfOpen);
@@ -1039,12 +1033,7 @@ fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() 
                 .build()
                 .unwrap(),
         );
-        let p = breaker.try_acquire(Instant::ZERO).unwrap();
-        breaker.record(
-            Instant::ZERO,
-            p,
-            BreakerOutcome::Failure(ErrorClass::Transient),
-        );
+        redress_tests::trip_at_zero(&breaker);
         let policy = Policy::builder()
             .retry(Retry::builder().no_deadline())
             .breaker(breaker)
