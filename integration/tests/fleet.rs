@@ -889,11 +889,16 @@ fn killing_redis_loses_no_call_and_sharing_resumes() -> Result<(), BoxError> {
             kinds.chunks(2).all(|pair| pair == ["degraded", "resumed"]),
             "instance {i}: {kinds:?}"
         );
+        // Degraded through the outage: the last event before the restart is a Degraded.
+        // (It may come just before the kill, when an exchange slowed by a loaded machine
+        // times out and the store dies before the next one: then the instance is degraded
+        // from before the outage to after it, one pair.)
         assert!(
-            events.iter().any(|(t, e)| {
-                matches!(e, SyncEvent::Degraded { .. }) && *t >= killed && *t <= restarted
-            }),
-            "instance {i}: no Degraded during the outage"
+            matches!(
+                events.iter().rfind(|(t, _)| *t <= restarted),
+                Some((_, SyncEvent::Degraded { .. }))
+            ),
+            "instance {i}: not degraded when the store came back: {kinds:?}"
         );
         assert!(
             events
