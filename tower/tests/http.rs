@@ -22,9 +22,11 @@ use redress_tower::http::{IDEMPOTENCY_KEY, Idempotent, ReplayBody};
 use redress_tower::{Error, RetryLayer};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
+mod common;
+
 /// `attempts` attempts 1 s apart, no deadline, events to `hook`.
 fn policy(attempts: u32, hook: &Recorder) -> Policy {
-    policy_builder(attempts, hook).build().unwrap()
+    common::observed_builder(attempts, hook).build().unwrap()
 }
 
 /// [`policy`] with 3 attempts and a consecutive breaker that opens after `threshold`
@@ -34,21 +36,10 @@ fn breaker_policy(threshold: u32, hook: &Recorder) -> Policy {
         .recovery(Duration::from_secs(30))
         .build()
         .unwrap();
-    policy_builder(3, hook)
+    common::observed_builder(3, hook)
         .breaker(Arc::new(breaker))
         .build()
         .unwrap()
-}
-
-fn policy_builder(attempts: u32, hook: &Recorder) -> redress::PolicyBuilder {
-    Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(attempts)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .hook(hook.clone())
 }
 
 /// A response body that counts its drops (it stands for a pooled connection).

@@ -18,6 +18,8 @@ use redress::{ErrorClass, LastFailure, Policy, Retry, StopReason};
 use redress_tower::{BoxError, Error, NoReplay, RetryLayer, RetryService};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
+mod common;
+
 fn policy(attempts: u32) -> Policy {
     Retry::builder()
         .max_attempts(attempts)
@@ -30,16 +32,7 @@ fn policy(attempts: u32) -> Policy {
 
 /// `attempts` attempts 1 s apart, no deadline, events to `hook`.
 fn observed_policy(attempts: u32, hook: &Recorder) -> Policy {
-    Policy::builder()
-        .retry(
-            Retry::builder()
-                .max_attempts(attempts)
-                .no_deadline()
-                .strategy(constant(Duration::from_secs(1))),
-        )
-        .hook(hook.clone())
-        .build()
-        .unwrap()
+    common::observed_builder(attempts, hook).build().unwrap()
 }
 
 fn counter() -> Arc<AtomicUsize> {
