@@ -543,13 +543,7 @@ impl<'p, R: Rng> PolicyMachine<'p, R> {
                 let t = b.record(now, p, BreakerOutcome::Success);
                 self.transition_event(t, now);
             }
-            if self.policy.retry.feedback {
-                for (_, s) in self.policy.retry.strategies() {
-                    if s.wants_feedback() {
-                        s.observe(now, false);
-                    }
-                }
-            }
+            feed_success(self.policy, now);
         }
         self.finish_call_permit(now, BreakerOutcome::Success);
         self.phase = Phase::Finished;
@@ -793,6 +787,18 @@ pub(crate) const fn transition_kind(t: Transition) -> EventKind {
     }
 }
 
+/// Tells the policy's learning strategies that an attempt succeeded at `now`.
+#[inline]
+fn feed_success(policy: &PolicyInner, now: Instant) {
+    if policy.retry.feedback {
+        for (_, s) in policy.retry.strategies() {
+            if s.wants_feedback() {
+                s.observe(now, false);
+            }
+        }
+    }
+}
+
 /// Folds the time of an attempt that started at `started` and ended at `now` into the
 /// policy's typical attempt time (deadline prediction only).
 fn measure_attempt(policy: &PolicyInner, started: Instant, now: Instant) {
@@ -954,13 +960,7 @@ impl<'p> First<'p> {
             (Some(b), Some(p)) => b.record(now, p, BreakerOutcome::Success),
             _ => None,
         };
-        if inner.retry.feedback {
-            for (_, s) in inner.retry.strategies() {
-                if s.wants_feedback() {
-                    s.observe(now, false);
-                }
-            }
-        }
+        feed_success(inner, now);
         transition
     }
 }
