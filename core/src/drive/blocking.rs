@@ -2,8 +2,8 @@
 
 use crate::class::Classify;
 use crate::drive::step::{
-    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise, rejected,
-    succeed_first,
+    FIRST, Next, Run, admit_first, check, first_attempt_is_admitted, first_attempt_is_light,
+    light_call_is_precise, rejected, succeed_first,
 };
 use crate::drive::{AbortHandle, Attempt, CallContext, ResultCheck};
 use crate::error::RetryError;
@@ -105,15 +105,16 @@ where
     let mut next;
     if first_attempt_is_light(ctx, resume) {
         let reporting = report.is_some();
-        let now = || {
-            if light_call_is_precise(ctx, reporting) {
-                sleeper.now()
-            } else {
-                sleeper.now_coarse()
-            }
-        };
-        let failure = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
-            let recheck = || (!light_call_is_precise(ctx, reporting)).then(|| sleeper.now());
+        let failure = if first_attempt_is_admitted(ctx, reporting) {
+            let precise = light_call_is_precise(ctx, reporting);
+            let now = || {
+                if precise {
+                    sleeper.now()
+                } else {
+                    sleeper.now_coarse()
+                }
+            };
+            let recheck = || (!precise).then(|| sleeper.now());
             let mut first = match admit_first(ctx, &mut report, now, recheck) {
                 Ok(first) => first,
                 Err(until) => return Err(rejected(ctx, &mut report, until)),

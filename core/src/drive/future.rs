@@ -9,8 +9,8 @@ use crate::class::Classify;
 use crate::decision::Outcome;
 use crate::drive::blocking::ManualSleeper;
 use crate::drive::step::{
-    FIRST, Next, Run, admit_first, check, first_attempt_is_light, light_call_is_precise, rejected,
-    succeed_first,
+    FIRST, Next, Run, admit_first, check, first_attempt_is_admitted, first_attempt_is_light,
+    light_call_is_precise, rejected, succeed_first,
 };
 use crate::drive::{Attempt, CallContext, ResultCheck};
 use crate::error::LastFailure;
@@ -162,7 +162,7 @@ where
         // A function, not a closure kept across the awaits: the future stays smaller.
         let now = || light_now(ctx, timer, reporting);
         // The first attempt's failure, or `None` if it ran out of time.
-        let (first, failure) = if ctx.policy.needs_clock() || reporting || ctx.policy.has_hook() {
+        let (first, failure) = if first_attempt_is_admitted(ctx, reporting) {
             let recheck = || (!light_call_is_precise(ctx, reporting)).then(|| timer.now());
             let mut first = match admit_first(ctx, &mut report, now, recheck) {
                 Ok(first) => first,

@@ -54,11 +54,26 @@ pub(crate) fn first_attempt_is_light<C, R>(
     resume.is_none() && !ctx.abort.as_ref().is_some_and(AbortHandle::is_aborted)
 }
 
+/// Whether someone observes the call: the policy's hook or a report.
+pub(crate) fn observed<C, R>(ctx: &CallContext<'_, C, R>, reporting: bool) -> bool {
+    reporting || ctx.policy.has_hook()
+}
+
 /// Whether a light call reads the precise clock: when the policy needs it (a deadline, an
 /// attempt timeout, learning, prediction) or someone observes the call (events carry
 /// elapsed times); otherwise the coarse clock dates buckets well enough.
 pub(crate) fn light_call_is_precise<C, R>(ctx: &CallContext<'_, C, R>, reporting: bool) -> bool {
-    ctx.policy.needs_precise_clock() || reporting || ctx.policy.has_hook()
+    ctx.policy.needs_precise_clock() || observed(ctx, reporting)
+}
+
+/// Whether a light call's first attempt needs an admission (and its success recording):
+/// when the policy needs a clock or someone observes the call. Otherwise the attempt alone
+/// runs.
+pub(crate) fn first_attempt_is_admitted<C, R>(
+    ctx: &CallContext<'_, C, R>,
+    reporting: bool,
+) -> bool {
+    ctx.policy.needs_clock() || observed(ctx, reporting)
 }
 
 /// Admits the first attempt of a light call at `now()` (read only if the policy needs a
@@ -91,7 +106,7 @@ pub(crate) fn succeed_first<C, R>(
     report: &mut Option<&mut CallReport>,
     now: impl FnOnce() -> Instant,
 ) {
-    if report.is_some() || ctx.policy.has_hook() {
+    if observed(ctx, report.is_some()) {
         return succeed_first_observed(ctx, first, report, now);
     }
     if first.is_timed() {
@@ -219,7 +234,7 @@ impl<'a, 'p, C, R, E, V> Run<'a, 'p, C, R, E, V> {
         report: Option<&'a mut CallReport>,
     ) -> Self {
         let mut run = Self {
-            observe: ctx.policy.has_hook() || report.is_some(),
+            observe: observed(ctx, report.is_some()),
             m,
             ctx,
             last: LastFailure::Nothing,
