@@ -11,7 +11,7 @@ use crate::event::{Event, EventKind};
 use crate::policy::{BreakerScope, Policy, PolicyInner};
 use crate::rng::{DefaultRng, Rng, derive_rng};
 use crate::state::RetryState;
-use crate::time::Instant;
+use crate::time::{COARSE_TICK, Instant};
 
 // At most three events follow one input (a breaker transition, a retry, and the next
 // attempt's admission after a zero delay); one slot to spare.
@@ -841,10 +841,6 @@ fn attempt_deadline(
     }
 }
 
-/// How far a coarse clock reading may lag the precise one: a kernel tick is at most 10 ms
-/// at the common tick rates; five of them leave room for a late tick.
-const COARSE_LAG: Duration = Duration::from_millis(50);
-
 /// A call's first attempt, admitted without building a machine: the drivers' fast path.
 /// Admission does what [`PolicyMachine::start`] does (deadline, budget deposit, breaker
 /// permit); a success is recorded by [`succeed`](Self::succeed) as the machine would
@@ -881,15 +877,18 @@ impl<'p> First<'p> {
         let permit = match &inner.breaker {
             Some(b) => match b.try_acquire(now) {
                 Ok(p) => Some(p),
-                // Only an open state ending within a coarse clock's lag of `now` can have
-                // ended already; a refusal further off stands without a second read.
-                Err(r) if r.until.saturating_duration_since(now) <= COARSE_LAG => match precise() {
-                    Some(t) if t > now => {
-                        now = t;
-                        Some(b.try_acquire(t).map_err(|r| r.until)?)
+                // Only an open state ending within a coarse clock's lag of `now` (five ticks:
+                // room for a late one) can have ended already; a refusal further off stands
+                // without a second read.
+                Err(r) if r.until.saturating_duration_since(now) <= COARSE_TICK * 5 => {
+                    match precise() {
+                        Some(t) if t > now => {
+                            now = t;
+                            Some(b.try_acquire(t).map_err(|r| r.until)?)
+                        }
+                        _ => return Err(r.until),
                     }
-                    _ => return Err(r.until),
-                },
+                }
                 Err(r) => return Err(r.until),
             },
             None => None,

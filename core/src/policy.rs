@@ -13,6 +13,7 @@ use crate::machine::PolicyMachine;
 use crate::retry::{Retry, RetryBuilder};
 use crate::rng::{DefaultRng, Rng};
 use crate::state::RetryState;
+use crate::time::COARSE_TICK;
 
 /// What a policy's breaker sees.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -54,10 +55,6 @@ pub enum BreakerScope {
 pub struct Policy {
     pub(crate) inner: Arc<PolicyInner>,
 }
-
-/// The finest time a breaker or budget may measure for its policy to use the coarse clock:
-/// ten ticks of the slowest common kernel tick rate (100 Hz).
-const COARSE_ENOUGH: Duration = Duration::from_millis(100);
 
 pub(crate) struct PolicyInner {
     pub(crate) retry: Retry,
@@ -298,21 +295,20 @@ impl PolicyBuilder {
         let success_needs_time = self.breaker.as_ref().is_some_and(|b| b.is_failure_rate())
             || retry.feedback
             || retry.predict_deadline;
-        // A coarse clock lags by at most one kernel tick (10 ms at the slowest common
-        // rate): exact enough for buckets and recovery times at least ten ticks long.
-        let fine = |grain: Duration| grain < COARSE_ENOUGH;
-        let precise_clock = retry.deadline.is_some()
+        // What the retry settings themselves time, to the nanosecond.
+        let timed_retry = retry.deadline.is_some()
             || retry.attempt_timeout.is_some()
-            || retry.feedback
-            || retry.predict_deadline
-            || self.breaker.as_ref().is_some_and(|b| fine(b.time_grain()))
-            || retry.budget.as_ref().is_some_and(|b| fine(b.time_grain()));
-        let needs_clock = retry.deadline.is_some()
-            || retry.attempt_timeout.is_some()
-            || self.breaker.is_some()
-            || retry.budget.as_ref().is_some_and(|b| b.wants_deposits())
             || retry.feedback
             || retry.predict_deadline;
+        // A coarse clock lags by at most one kernel tick: exact enough for buckets and
+        // recovery times at least ten ticks long.
+        let fine = |grain: Duration| grain < COARSE_TICK * 10;
+        let precise_clock = timed_retry
+            || self.breaker.as_ref().is_some_and(|b| fine(b.time_grain()))
+            || retry.budget.as_ref().is_some_and(|b| fine(b.time_grain()));
+        let needs_clock = timed_retry
+            || self.breaker.is_some()
+            || retry.budget.as_ref().is_some_and(|b| b.wants_deposits());
         Policy {
             inner: Arc::new(PolicyInner {
                 seed: self

@@ -218,6 +218,10 @@ impl Clock for ManualClock {
     }
 }
 
+/// The most a coarse clock reading lags the precise one: one kernel tick at the slowest
+/// common tick rate (100 Hz). The drivers' use of [`Clock::now_coarse`] is bounded by it.
+pub(crate) const COARSE_TICK: Duration = Duration::from_millis(10);
+
 /// The process's monotonic clock, mapped onto [`Instant`] with one process-wide epoch.
 ///
 /// Every `SystemClock` in a process shares the epoch (the first time any of them is read),
