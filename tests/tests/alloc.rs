@@ -11,17 +11,15 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redress::backoff::exponential;
-use redress::drive::{ManualSleep, ManualSleeper, Sleeper, Timer};
 use redress::{
-    AbortHandle, BreakerScope, Budget, CircuitBreaker, ErrorClass, Instant, ManualClock, Policy,
-    Retry, RetryBuilder,
+    BreakerScope, Budget, CircuitBreaker, ErrorClass, Instant, Policy, Retry, RetryBuilder,
 };
+use redress_tests::CountingClock;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -226,64 +224,6 @@ fn the_counter_sees_allocations() {
     assert_eq!(n, 1);
 }
 
-/// A fake clock that counts how often it is read; a blocking [`Sleeper`] and an async
-/// [`Timer`].
-struct CountingClock {
-    inner: ManualSleeper,
-    reads: Cell<u32>,
-    coarse: Cell<u32>,
-}
-
-impl CountingClock {
-    fn new() -> Self {
-        Self {
-            inner: ManualSleeper::new(ManualClock::new(Instant::from_secs(1))),
-            reads: Cell::new(0),
-            coarse: Cell::new(0),
-        }
-    }
-
-    fn read(&self) -> Instant {
-        self.reads.set(self.reads.get() + 1);
-        Sleeper::now(&self.inner)
-    }
-
-    fn read_coarse(&self) -> Instant {
-        self.coarse.set(self.coarse.get() + 1);
-        Sleeper::now(&self.inner)
-    }
-
-    /// (precise reads, coarse reads).
-    fn counts(&self) -> (u32, u32) {
-        (self.reads.get(), self.coarse.get())
-    }
-}
-
-impl Sleeper for CountingClock {
-    fn now(&self) -> Instant {
-        self.read()
-    }
-    fn now_coarse(&self) -> Instant {
-        self.read_coarse()
-    }
-    fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
-        Sleeper::sleep_until(&self.inner, until, abort);
-    }
-}
-
-impl Timer for CountingClock {
-    type Sleep = ManualSleep;
-    fn now(&self) -> Instant {
-        self.read()
-    }
-    fn now_coarse(&self) -> Instant {
-        self.read_coarse()
-    }
-    fn sleep_until(&self, until: Instant) -> ManualSleep {
-        Timer::sleep_until(&self.inner, until)
-    }
-}
-
 /// A policy with a failure-rate breaker (its buckets date every success).
 fn failure_rate_policy() -> Policy {
     let breaker = CircuitBreaker::failure_rate(0.5, 10, Duration::from_secs(10))
@@ -352,14 +292,14 @@ fn success_paths_read_the_clock_only_when_needed() {
 
         let p = policy();
         let ctx = p.context("clock");
-        let clock = CountingClock::new();
+        let clock = CountingClock::new(Instant::from_secs(1), Duration::ZERO);
         let r = redress_blocking::RunBlocking::run_with(&ctx, &clock, |_| Ok::<_, io::Error>(1));
         assert_eq!(r.unwrap(), 1);
         assert_eq!(clock.counts(), reads, "blocking, {name}");
 
         let p = policy();
         let ctx = p.context("clock");
-        let clock = CountingClock::new();
+        let clock = CountingClock::new(Instant::from_secs(1), Duration::ZERO);
         let r = rt.block_on(redress_tokio::RunAsync::run_with(
             &ctx,
             &clock,
@@ -370,7 +310,7 @@ fn success_paths_read_the_clock_only_when_needed() {
 
         let p = policy();
         let ctx = p.context("clock");
-        let clock = CountingClock::new();
+        let clock = CountingClock::new(Instant::from_secs(1), Duration::ZERO);
         let r = smol::block_on(redress_smol::RunAsync::run_with(&ctx, &clock, async |_| {
             Ok::<_, io::Error>(1)
         }));

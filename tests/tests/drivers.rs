@@ -19,6 +19,7 @@ use redress::{
     Classify, Clock, ErrorClass, Instant, LastFailure, ManualClock, Policy, Retry, RetryState,
     StopReason, SystemClock,
 };
+use redress_tests::CountingClock;
 use redress_tokio::TokioTimer;
 
 fn transient() -> io::Error {
@@ -974,53 +975,6 @@ fn a_call_future_holds_its_first_attempt_and_boxes_the_retry_loop() {
     drop((tokio, smol));
 }
 
-/// A clock whose coarse reading lags its precise one by 4 ms, like a kernel tick; it
-/// counts its precise reads.
-struct LaggingClock(ManualSleeper, std::cell::Cell<u32>);
-
-impl LaggingClock {
-    fn at(t: Instant) -> Self {
-        Self(
-            ManualSleeper::new(ManualClock::new(t)),
-            std::cell::Cell::new(0),
-        )
-    }
-
-    fn coarse(&self) -> Instant {
-        Timer::now(&self.0) - Duration::from_millis(4)
-    }
-
-    fn precise(&self) -> Instant {
-        self.1.set(self.1.get() + 1);
-        Timer::now(&self.0)
-    }
-}
-
-impl redress::drive::Sleeper for LaggingClock {
-    fn now(&self) -> Instant {
-        self.precise()
-    }
-    fn now_coarse(&self) -> Instant {
-        self.coarse()
-    }
-    fn sleep_until(&self, until: Instant, abort: Option<&AbortHandle>) {
-        redress::drive::Sleeper::sleep_until(&self.0, until, abort);
-    }
-}
-
-impl Timer for LaggingClock {
-    type Sleep = redress::drive::ManualSleep;
-    fn now(&self) -> Instant {
-        self.precise()
-    }
-    fn now_coarse(&self) -> Instant {
-        self.coarse()
-    }
-    fn sleep_until(&self, until: Instant) -> Self::Sleep {
-        Timer::sleep_until(&self.0, until)
-    }
-}
-
 #[test]
 fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() {
     // Opened at 0 with a 1 s recovery; the precise clock reads 1.002 s, the coarse one
@@ -1040,7 +994,10 @@ fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() 
             .build()
             .unwrap();
         assert!(!policy.needs_precise_clock());
-        (policy, LaggingClock::at(Instant::from_millis(1002)))
+        (
+            policy,
+            CountingClock::new(Instant::from_millis(1002), Duration::from_millis(4)),
+        )
     };
     let (policy, clock) = make();
     let r = redress_blocking::RunBlocking::run_with(&policy.context("probe"), &clock, |_| {
@@ -1070,12 +1027,12 @@ fn a_coarse_reading_behind_the_end_of_the_open_state_does_not_refuse_the_call() 
     }
     // A refusal far from the end of the open state stands on the coarse reading alone.
     let (policy, _) = make();
-    let clock = LaggingClock::at(Instant::from_millis(500));
+    let clock = CountingClock::new(Instant::from_millis(500), Duration::from_millis(4));
     let r = redress_blocking::RunBlocking::run_with(&policy.context("early"), &clock, |_| {
         Ok::<_, io::Error>(1)
     });
     assert!(r.unwrap_err().is_circuit_open());
-    assert_eq!(clock.1.get(), 0, "no precise read");
+    assert_eq!(clock.counts().0, 0, "no precise read");
 }
 
 #[test]
